@@ -1,0 +1,129 @@
+"""The backend interface and the one input-validation helper.
+
+A backend is configured in its constructor, opened on first use, and runs one model at one precision.
+``infer`` is the public method: it validates, splits batches larger than ``max_batch`` (never truncating),
+calls the subclass's ``_infer_impl`` per chunk and checks that every input row came back. Subclasses
+implement only ``_infer_impl`` (and ``_close_impl`` when they hold resources).
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+
+import numpy as np
+
+from trt_equiv.errors import InputValidationError, TrtEquivError
+
+PRECISIONS = ("fp32", "fp32-strict", "fp16", "int8")
+
+
+class NaNInputWarning(UserWarning):
+    """An input batch contains NaN or Inf; it is run anyway (a model may legitimately see it)."""
+
+
+def validate_batch(x: object, sample_shape: Sequence[int | None] | None, *, where: str) -> np.ndarray:
+    """Check that ``x`` is a non-empty float32 batch of samples shaped ``sample_shape``.
+
+    ``sample_shape`` excludes the batch dimension; ``None`` entries accept any size, and a ``None``
+    ``sample_shape`` accepts any rank >= 1. Returns ``x`` as a C-contiguous array (a copy only when
+    needed). Every message says what was expected and what came, prefixed by ``where``.
+    """
+    if not isinstance(x, np.ndarray):
+        raise InputValidationError(f"{where}: expected a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype != np.float32:
+        raise InputValidationError(f"{where}: expected dtype float32, got {x.dtype}")
+    if sample_shape is not None:
+        want_rank = len(sample_shape) + 1
+        if x.ndim != want_rank:
+            raise InputValidationError(
+                f"{where}: expected rank {want_rank} (batch, {_fmt_shape(sample_shape)}), "
+                f"got rank {x.ndim} with shape {x.shape}"
+            )
+        for got, want in zip(x.shape[1:], sample_shape):
+            if want is not None and got != want:
+                raise InputValidationError(
+                    f"{where}: expected per-sample shape ({_fmt_shape(sample_shape)}), got {tuple(x.shape[1:])}"
+                )
+    elif x.ndim < 1:
+        raise InputValidationError(f"{where}: expected a batch (rank >= 1), got a scalar")
+    if x.shape[0] == 0:
+        raise InputValidationError(f"{where}: expected at least one sample, got an empty batch {x.shape}")
+    bad = int(np.count_nonzero(~np.isfinite(x)))
+    if bad:
+        warnings.warn(f"{where}: input contains {bad} NaN/Inf values; running anyway", NaNInputWarning, stacklevel=3)
+    return np.ascontiguousarray(x)
+
+
+def _fmt_shape(shape: Sequence[int | None]) -> str:
+    return ", ".join("?" if d is None else str(d) for d in shape)
+
+
+def chunk_bounds(n: int, max_batch: int | None) -> Iterator[tuple[int, int]]:
+    """(start, stop) of consecutive chunks covering ``range(n)``; the last one may be partial."""
+    step = n if not max_batch else max_batch
+    for start in range(0, n, step):
+        yield start, min(start + step, n)
+
+
+class Backend(ABC):
+    """One runtime running one model at one precision."""
+
+    #: runtime family, e.g. "savedmodel", "onnxruntime", "tensorrt", "cpp"
+    name: str = "backend"
+
+    def __init__(self, precision: str = "fp32", max_batch: int | None = None) -> None:
+        if precision not in PRECISIONS:
+            raise InputValidationError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if max_batch is not None and max_batch < 1:
+            raise InputValidationError(f"max_batch: expected a positive integer or None, got {max_batch}")
+        self.precision = precision
+        self.max_batch = max_batch
+        #: per-sample input shape (without batch); None entries are dynamic
+        self.sample_shape: tuple[int | None, ...] | None = None
+        #: device-side execution time of the last chunk, when the runtime can measure it (CUDA events)
+        self.last_device_time_s: float | None = None
+
+    @property
+    def label(self) -> str:
+        """Short identifier used in reports and test ids, e.g. ``onnxruntime-fp16``."""
+        return f"{self.name}-{self.precision}"
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Run ``x`` (float32, batch first); rows come back in input order, all of them."""
+        x = validate_batch(x, self.sample_shape, where=self.label)
+        n = x.shape[0]
+        outs = []
+        for start, stop in chunk_bounds(n, self.max_batch):
+            out = np.asarray(self._infer_impl(x[start:stop]))
+            if out.ndim < 1 or out.shape[0] != stop - start:
+                raise TrtEquivError(
+                    f"{self.label}: returned {out.shape[0] if out.ndim else 0} rows for a batch of "
+                    f"{stop - start} (rows {start}..{stop - 1} of {n}); every input sample must produce one row"
+                )
+            outs.append(out)
+        result = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
+        return result.astype(np.float32, copy=False)
+
+    @abstractmethod
+    def _infer_impl(self, x: np.ndarray) -> np.ndarray:
+        """Run one validated chunk of at most ``max_batch`` samples."""
+
+    def _close_impl(self) -> None:
+        """Release runtime resources; default: nothing to release."""
+
+    def close(self) -> None:
+        self._close_impl()
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label} max_batch={self.max_batch}>"

@@ -1,0 +1,102 @@
+"""The one availability probe and lazy importer for heavy runtimes.
+
+Importing trt_equiv must stay cheap and must work with none of TensorFlow, ONNX Runtime, TensorRT or CUDA
+installed; each runtime is imported here, on first use, and a missing one raises an error that names the
+package to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from functools import lru_cache
+from types import ModuleType
+
+from trt_equiv.errors import MissingRuntimeError
+
+#: module name -> what to install to get it
+INSTALL_HINTS: dict[str, str] = {
+    "tensorflow": "pip install 'trt-equiv[tf]'  (tensorflow-cpu or tensorflow)",
+    "tf2onnx": "pip install 'trt-equiv[tf]'  (tf2onnx)",
+    "onnx": "pip install 'trt-equiv[onnx]'  (onnx)",
+    "onnxruntime": "pip install 'trt-equiv[onnx]'  (onnxruntime, or onnxruntime-gpu on CUDA machines)",
+    "onnxconverter_common": "pip install 'trt-equiv[onnx]'  (onnxconverter-common)",
+    "tensorrt": "install TensorRT (NVIDIA's container, or pip install tensorrt from NVIDIA's index)",
+    "tensorrt_rtx": "pip install 'trt-equiv[trt-rtx]'  (tensorrt-rtx-cu13-libs + tensorrt-rtx-cu13-bindings)",
+    "tensorrt_rtx_bindings": "pip install 'trt-equiv[trt-rtx]'  (tensorrt-rtx-cu13-libs + tensorrt-rtx-cu13-bindings)",
+    "cuda.bindings": "pip install 'trt-equiv[cuda]'  (cuda-python)",
+    "pycuda": "pip install pycuda",
+    "matplotlib": "pip install 'trt-equiv[report]'  (matplotlib)",
+    "sklearn": "pip install scikit-learn  (only to regenerate the bundled fixtures)",
+}
+
+#: TensorRT flavours, preferred first; all expose the same Python API names. TensorRT for RTX is imported
+#: as ``tensorrt_rtx`` from its front-end package, or as ``tensorrt_rtx_bindings`` when only the split
+#: ``tensorrt-rtx-cu13-bindings`` + ``-libs`` wheels are installed (what PyPI can serve without NVIDIA's index).
+TENSORRT_MODULES = ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings")
+RTX_MODULES = ("tensorrt_rtx", "tensorrt_rtx_bindings")
+
+
+def is_available(module: str) -> bool:
+    """True when ``module`` can be imported (found on the path; not imported)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # parent package missing, or a broken namespace package
+        return False
+
+
+def require(module: str) -> ModuleType:
+    """Import ``module`` or raise MissingRuntimeError naming what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        hint = INSTALL_HINTS.get(module, f"pip install {module}")
+        raise MissingRuntimeError(f"{module} is not installed ({exc}); install it with: {hint}") from exc
+
+
+def tensorrt_module(prefer: str | None = None) -> ModuleType:
+    """The TensorRT Python module to use: ``prefer`` if given, else ``tensorrt``, else ``tensorrt_rtx``."""
+    names = (prefer,) if prefer else TENSORRT_MODULES
+    for name in names:
+        if is_available(name):
+            return require(name)
+    wanted = " or ".join(names)
+    hints = "; ".join(INSTALL_HINTS[n] for n in names if n in INSTALL_HINTS)
+    raise MissingRuntimeError(f"TensorRT Python module not installed (looked for {wanted}); {hints}")
+
+
+@lru_cache(maxsize=1)
+def cuda_device() -> tuple[str, tuple[int, int]] | None:
+    """(name, compute capability) of CUDA device 0, or None when there is no usable GPU or driver."""
+    if not is_available("cuda.bindings"):
+        return None
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        return None
+    err, count = cudart.cudaGetDeviceCount()
+    if int(err) != 0 or count < 1:
+        return None
+    err, props = cudart.cudaGetDeviceProperties(0)
+    if int(err) != 0:
+        return None
+    name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
+    return name, (int(props.major), int(props.minor))
+
+
+def tensorrt_execution_unavailable_reason(prefer: str | None = None) -> str | None:
+    """None when TensorRT engines can execute here, else a reason naming what is missing.
+
+    Execution needs a TensorRT module, a CUDA GPU and cuda-python. TensorRT for RTX engines additionally
+    do not run on data-centre GPUs (Hopper, compute capability 9.x).
+    """
+    names = (prefer,) if prefer else TENSORRT_MODULES
+    found = [n for n in names if is_available(n)]
+    if not found:
+        return f"TensorRT not installed (no {' or '.join(names)} module)"
+    device = cuda_device()
+    if device is None:
+        return "no CUDA GPU available (cuda-python missing, no driver or no device) — TensorRT engines cannot run"
+    if all(n in RTX_MODULES for n in found) and device[1][0] == 9:
+        return f"TensorRT for RTX engines do not run on {device[0]} (compute capability 9.x); install tensorrt"
+    return None
