@@ -50,7 +50,7 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        hint = INSTALL_HINTS.get(module, f"pip install {module}")
+        hint = INSTALL_HINTS.get(module) or INSTALL_HINTS.get(module.split(".")[0], f"pip install {module}")
         raise MissingRuntimeError(f"{module} is not installed ({exc}); install it with: {hint}") from exc
 
 

@@ -1,6 +1,7 @@
 """The backend interface and the one input-validation helper.
 
-A backend is configured in its constructor, opened on first use, and runs one model at one precision.
+A backend is configured in its constructor (cheap checks only), opened by ``open()`` or on first use
+(where the runtime is imported and the model loaded), and runs one model at one precision.
 ``infer`` is the public method: it validates, splits batches larger than ``max_batch`` (never truncating),
 calls the subclass's ``_infer_impl`` per chunk and checks that every input row came back. Subclasses
 implement only ``_infer_impl`` (and ``_close_impl`` when they hold resources).
@@ -85,14 +86,23 @@ class Backend(ABC):
         self.sample_shape: tuple[int | None, ...] | None = None
         #: device-side execution time of the last chunk, when the runtime can measure it (CUDA events)
         self.last_device_time_s: float | None = None
+        self._opened = False
 
     @property
     def label(self) -> str:
         """Short identifier used in reports and test ids, e.g. ``onnxruntime-fp16``."""
         return f"{self.name}-{self.precision}"
 
+    def open(self) -> Backend:
+        """Import the runtime and load the model (once); sets ``sample_shape``. Returns self."""
+        if not self._opened:
+            self._open_impl()
+            self._opened = True
+        return self
+
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Run ``x`` (float32, batch first); rows come back in input order, all of them."""
+        self.open()
         x = validate_batch(x, self.sample_shape, where=self.label)
         n = x.shape[0]
         outs = []
@@ -108,6 +118,10 @@ class Backend(ABC):
         return result.astype(np.float32, copy=False)
 
     @abstractmethod
+    def _open_impl(self) -> None:
+        """Load the model; set ``self.sample_shape`` (and ``max_batch`` when the runtime bounds it)."""
+
+    @abstractmethod
     def _infer_impl(self, x: np.ndarray) -> np.ndarray:
         """Run one validated chunk of at most ``max_batch`` samples."""
 
@@ -115,10 +129,12 @@ class Backend(ABC):
         """Release runtime resources; default: nothing to release."""
 
     def close(self) -> None:
-        self._close_impl()
+        if self._opened:
+            self._close_impl()
+            self._opened = False
 
     def __enter__(self) -> Backend:
-        return self
+        return self.open()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
