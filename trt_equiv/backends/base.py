@@ -43,7 +43,7 @@ def validate_batch(x: object, sample_shape: Sequence[int | None] | None, *, wher
                 f"{where}: expected rank {want_rank} (batch, {_fmt_shape(sample_shape)}), "
                 f"got rank {x.ndim} with shape {x.shape}"
             )
-        for got, want in zip(x.shape[1:], sample_shape):
+        for got, want in zip(x.shape[1:], sample_shape, strict=True):
             if want is not None and got != want:
                 raise InputValidationError(
                     f"{where}: expected per-sample shape ({_fmt_shape(sample_shape)}), got {tuple(x.shape[1:])}"
@@ -64,7 +64,7 @@ def _fmt_shape(shape: Sequence[int | None]) -> str:
 
 def chunk_bounds(n: int, max_batch: int | None) -> Iterator[tuple[int, int]]:
     """(start, stop) of consecutive chunks covering ``range(n)``; the last one may be partial."""
-    step = n if not max_batch else max_batch
+    step = max_batch if max_batch else n
     for start in range(0, n, step):
         yield start, min(start + step, n)
 
