@@ -471,3 +471,29 @@ def compare_chain(
                 policy=policy, batch_size=batch_size)
         for ref, cand in chain_links(list(outputs))
     ]  # fmt: skip
+
+
+def chain_path(label: str, links: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The links from the root of the chain down to ``label``, most upstream first."""
+    parent = {cand: ref for ref, cand in links}
+    path = []
+    while label in parent:
+        path.append((parent[label], label))
+        label = parent[label]
+    return path[::-1]
+
+
+def assign_blame(results: Sequence[Comparison], links: Sequence[tuple[str, str]]) -> None:
+    """Point every failing comparison at the most upstream failing link on its candidate's path.
+
+    A broken conversion makes every downstream candidate fail against the SavedModel; blaming each of
+    them on "TensorRT engine" would send the user to the wrong stage.
+    """
+    failed_links = {(r.reference, r.candidate): r for r in results if not r}
+    for result in results:
+        if result:
+            continue
+        for ref, cand in chain_path(result.candidate, links):
+            if (ref, cand) in failed_links:
+                result.stage = blame_stage(ref, cand)
+                break

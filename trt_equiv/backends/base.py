@@ -143,3 +143,10 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.label} max_batch={self.max_batch}>"
+
+
+def infer_in_batches(backend: Backend, x: np.ndarray, batch_size: int | None) -> np.ndarray:
+    """Feed ``x`` to ``backend`` as a caller would, ``batch_size`` samples per call (None: one call)."""
+    if batch_size is None or batch_size >= len(x):
+        return backend.infer(x)
+    return np.concatenate([backend.infer(x[s:e]) for s, e in chunk_bounds(len(x), batch_size)], axis=0)

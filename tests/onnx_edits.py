@@ -1,0 +1,51 @@
+"""Deliberately broken copies of ONNX files: the silent conversion bugs the suite must catch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def scale_input(src: Path, dst: Path, factor: float = 255.0) -> Path:
+    """Copy of ``src`` whose input is multiplied by ``factor`` first (the [0,1] vs [0,255] mix-up)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inp = graph.input[0].name
+    scaled = f"{inp}__scaled"
+    for node in graph.node:
+        node.input[:] = [scaled if name == inp else name for name in node.input]
+    graph.initializer.append(numpy_helper.from_array(np.array(factor, dtype=np.float32), f"{inp}__factor"))
+    graph.node.insert(0, helper.make_node("Mul", [inp, f"{inp}__factor"], [scaled], name="injected_input_scale"))
+    onnx.save(model, str(dst))
+    return dst
+
+
+def replace_weights(src: Path, dst: Path, *, which: str = "last", scale: float | None = None, seed: int = 1) -> Path:
+    """Copy of ``src`` with one float weight tensor changed.
+
+    ``which="last"``: the largest-index 2-D initializer (the classifier head) is redrawn from a seeded
+    normal distribution with the same std — a different model. ``which="first"``: the first 4-D (conv)
+    weight, multiplied by ``scale`` when given, else redrawn.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    inits = list(model.graph.initializer)
+    rank = 2 if which == "last" else 4
+    candidates = [i for i in inits if len(i.dims) == rank and i.data_type == onnx.TensorProto.FLOAT]
+    if not candidates:
+        raise ValueError(f"{src}: no float initializer of rank {rank} to replace")
+    target = candidates[-1] if which == "last" else candidates[0]
+    w = numpy_helper.to_array(target)
+    if scale is not None:
+        new = (w * scale).astype(np.float32)
+    else:
+        new = np.random.default_rng(seed).normal(0.0, float(w.std()) or 1.0, w.shape).astype(np.float32)
+    target.CopyFrom(numpy_helper.from_array(new, target.name))
+    onnx.save(model, str(dst))
+    return dst

@@ -1,0 +1,102 @@
+"""The backend interface: validation, splitting without truncation, row-count checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trt_equiv.backends.base import Backend, NaNInputWarning, chunk_bounds, infer_in_batches, validate_batch
+from trt_equiv.errors import InputValidationError, TrtEquivError
+
+
+class AffineBackend(Backend):
+    """A CPU stand-in with a bounded batch that records the chunk sizes it was given."""
+
+    name = "affine"
+
+    def __init__(self, max_batch: int | None = 4, drop_last_row: bool = False) -> None:
+        super().__init__("fp32", max_batch)
+        self.chunks: list[int] = []
+        self.drop_last_row = drop_last_row
+
+    def _open_impl(self) -> None:
+        self.sample_shape = (2, 3)
+
+    def _infer_impl(self, x: np.ndarray) -> np.ndarray:
+        self.chunks.append(len(x))
+        out = x.reshape(len(x), -1).sum(axis=1, keepdims=True) * 2.0 + 1.0
+        return out[:-1] if self.drop_last_row else out
+
+
+def batch(n: int) -> np.ndarray:
+    return np.arange(n * 6, dtype=np.float32).reshape(n, 2, 3)
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (np.zeros((2, 2, 3), np.float64), "expected dtype float32, got float64"),
+        (np.zeros((2, 6), np.float32), "expected rank 3"),
+        (np.zeros((2, 3, 2), np.float32), "expected per-sample shape (2, 3), got (3, 2)"),
+        (np.zeros((0, 2, 3), np.float32), "expected at least one sample"),
+        ([[1.0]], "expected a numpy.ndarray, got list"),
+    ],
+    ids=["dtype", "rank", "sample-shape", "empty", "not-array"],
+)
+def test_bad_input_is_rejected_with_expected_and_got(x: object, message: str) -> None:
+    with pytest.raises(InputValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        AffineBackend().infer(x)  # type: ignore[arg-type]
+
+
+def test_nan_input_is_run_but_reported() -> None:
+    x = batch(3)
+    x[1, 0, 0] = np.nan
+    with pytest.warns(NaNInputWarning, match="1 NaN/Inf"):
+        out = AffineBackend().infer(x)
+    assert np.isnan(out[1, 0]) and np.isfinite(out[[0, 2]]).all()
+
+
+def test_dynamic_dims_accept_any_size() -> None:
+    assert validate_batch(np.zeros((1, 5, 3), np.float32), (None, 3), where="t").shape == (1, 5, 3)
+    with pytest.raises(InputValidationError):
+        validate_batch(np.zeros((1, 5, 4), np.float32), (None, 3), where="t")
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 8, 11])
+def test_batches_over_max_are_split_never_truncated(n: int) -> None:
+    backend = AffineBackend(max_batch=4)
+    x = batch(n)
+    out = backend.infer(x)
+    assert out.shape == (n, 1)
+    np.testing.assert_array_equal(out[:, 0], x.reshape(n, -1).sum(axis=1) * 2 + 1)
+    assert sum(backend.chunks) == n and max(backend.chunks) <= 4
+
+
+def test_a_backend_that_drops_rows_is_caught() -> None:
+    with pytest.raises(TrtEquivError, match="returned 3 rows for a batch of 4"):
+        AffineBackend(drop_last_row=True).infer(batch(4))
+
+
+def test_chunk_bounds_cover_everything_once() -> None:
+    assert list(chunk_bounds(100, 32)) == [(0, 32), (32, 64), (64, 96), (96, 100)]
+    assert list(chunk_bounds(5, None)) == [(0, 5)]
+
+
+def test_infer_in_batches_keeps_order() -> None:
+    backend = AffineBackend(max_batch=None)
+    x = batch(10)
+    np.testing.assert_array_equal(infer_in_batches(backend, x, 3), backend.infer(x))
+    assert backend.chunks[:4] == [3, 3, 3, 1]
+
+
+def test_invalid_precision_and_max_batch() -> None:
+    with pytest.raises(InputValidationError, match="precision"):
+        Backend.__init__(AffineBackend(), "fp8")
+    with pytest.raises(InputValidationError, match="max_batch"):
+        AffineBackend(max_batch=0)
+
+
+def test_context_manager_opens_and_closes() -> None:
+    with AffineBackend() as b:
+        assert b.sample_shape == (2, 3)
+    assert not b._opened

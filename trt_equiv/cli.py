@@ -1,0 +1,107 @@
+"""The ``trt-equiv`` command.
+
+Exit codes (stable; scripts depend on them): 0 all equivalent, 1 an equivalence failure, 2 bad usage or
+a missing prerequisite (the message says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from trt_equiv.backends.base import PRECISIONS
+from trt_equiv.errors import MissingRuntimeError, TrtEquivError
+
+EXIT_OK, EXIT_NOT_EQUIVALENT, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on usage errors already; keep the message on stderr and the code at 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="trt-equiv", description="Prove a TensorFlow model survives conversion to ONNX/TensorRT.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="compare every backend × precision with the SavedModel")
+    check.add_argument("--model", help="SavedModel directory (default: the bundled model)")
+    check.add_argument("--data", help=".npz with x float32 (N,H,W,C) and optional y labels (default: bundled)")
+    check.add_argument("--onnx", help="check this ONNX file against the SavedModel instead of converting one")
+    check.add_argument("--engine", help="check this TensorRT engine against the SavedModel instead of building one")
+    check.add_argument("--backends", default=None, help="comma list of onnxruntime,tensorrt,cpp (default: all)")
+    check.add_argument("--precisions", default=None, help=f"comma list of {','.join(PRECISIONS)}")
+    check.add_argument("--batch-sizes", default="32", help="comma list of sizes or 'all' (default: 32)")
+    check.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
+    check.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
+    check.add_argument("--tolerance", action="append", default=[], metavar="KEY.BOUND=VALUE",
+                       help="override a tolerance bound, e.g. fp16.max_abs=0.05 (repeatable)")
+    check.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
+    check.add_argument("--report", metavar="DIR", help="write equivalence.md/.json (and plots) into DIR")
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from trt_equiv.check import run_check
+    from trt_equiv.compare import TolerancePolicy
+    from trt_equiv.pipeline import DEFAULT_CANDIDATES, Pipeline, parse_batch_sizes, parse_list
+    from trt_equiv.report import format_table, write_check_report
+
+    explicit_backends = args.backends is not None
+    backends = parse_list(args.backends, DEFAULT_CANDIDATES, "--backends") if explicit_backends else DEFAULT_CANDIDATES
+    user_model = args.model is not None
+    if args.precisions is not None:
+        precisions = parse_list(args.precisions, PRECISIONS, "--precisions")
+    elif args.engine:
+        precisions = ("fp32",)
+    else:
+        precisions = ("fp32", "fp16", "int8") if (not user_model or args.calibration) else ("fp32", "fp16")
+    if args.engine:
+        if len(precisions) != 1:
+            raise TrtEquivError(f"--engine: expected the engine's one precision in --precisions, got {precisions}")
+        if not explicit_backends:
+            backends = ("tensorrt",)
+    batch_sizes = parse_batch_sizes(args.batch_sizes)
+    policy = TolerancePolicy().with_overrides(args.tolerance)
+    pipeline = Pipeline.create(
+        args.model, args.data, calibration=args.calibration, cache_dir=args.cache_dir, onnx=args.onnx,
+        engine=args.engine, calibration_method=args.calibration_method,
+    )  # fmt: skip
+    candidates = [(b, p) for b in backends for p in precisions]
+    if explicit_backends or args.engine:  # asked for by name: not being able to run it is a usage error
+        for backend, precision in candidates:
+            reason = Pipeline.unavailable_reason(backend, precision)
+            if reason:
+                raise MissingRuntimeError(f"{backend}-{precision} cannot run here: {reason}")
+    result = run_check(pipeline, candidates, batch_sizes, policy)
+    print(format_table(result.comparisons))
+    for label, reason in result.skipped:
+        print(f"not run: {label}: {reason}")
+    for failure in result.failures:
+        print()
+        print(failure.report())
+    if args.report:
+        for path in write_check_report(args.report, result.comparisons, result.skipped):
+            print(f"wrote {path}")
+    n_fail = len(result.failures)
+    print()
+    print(
+        f"{'EQUIVALENT' if result else 'NOT EQUIVALENT'}: {len(result.comparisons) - n_fail} passed, "
+        f"{n_fail} failed, {len(result.skipped)} candidates not runnable here"
+    )
+    return EXIT_OK if result else EXIT_NOT_EQUIVALENT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except TrtEquivError as exc:
+        print(f"trt-equiv: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""One model's artefacts and backends: the object the CLI, the pytest plugin and the benchmarks share.
+
+``Pipeline`` knows the SavedModel, its data, the cache, and how to get every artefact per precision
+(fp32 ONNX by conversion or from the user, reduced-precision ONNX by recipe, engines by build or from the
+user); ``open_backend`` turns a (backend, precision) pair into a ready ``Backend`` and
+``unavailable_reason`` says, before anything heavy runs, why a pair cannot run here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trt_equiv.backends.base import PRECISIONS, Backend
+from trt_equiv.backends.savedmodel import check_savedmodel_dir
+from trt_equiv.cache_dir import resolve_cache_dir
+from trt_equiv.data import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_TEST, Dataset, load_npz
+from trt_equiv.errors import InputValidationError, ModelLoadError
+from trt_equiv.runtime import is_available, tensorrt_execution_unavailable_reason
+
+BACKENDS = ("savedmodel", "onnxruntime", "tensorrt", "cpp")
+#: what gets compared by default: every candidate runtime at the precisions it supports
+DEFAULT_CANDIDATES = ("onnxruntime", "tensorrt", "cpp")
+DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def parse_list(value: str | list[str] | tuple[str, ...], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """Split a comma list (or take a sequence) and check every item is allowed."""
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v) for v in value]
+    items = [i for i in items if i]
+    bad = [i for i in items if i not in allowed]
+    if bad or not items:
+        raise InputValidationError(f"{what}: expected a comma list from {', '.join(allowed)}, got {value!r}")
+    return tuple(dict.fromkeys(items))
+
+
+def parse_batch_sizes(value: str | list[int] | tuple[int, ...]) -> tuple[int | None, ...]:
+    """``"1,7,16,32,all"`` → (1, 7, 16, 32, None); ``None`` means the whole set in one call."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out: list[int | None] = []
+    for item in items:
+        text = str(item).strip().lower()
+        if text in ("all", "none", "whole"):
+            out.append(None)
+            continue
+        try:
+            size = int(text)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise InputValidationError(f"batch sizes: expected positive integers or 'all', got {item!r}")
+        out.append(size)
+    if not out:
+        raise InputValidationError(f"batch sizes: expected at least one size, got {value!r}")
+    return tuple(dict.fromkeys(out))
+
+
+@dataclass
+class Pipeline:
+    """A SavedModel with its data and cache, and every artefact derived from it."""
+
+    model_dir: Path = BUNDLED_MODEL
+    data: Dataset | None = None
+    calibration: Dataset | None = None
+    cache_dir: Path | None = None
+    #: a user's ONNX file checked instead of converting one
+    onnx_override: Path | None = None
+    #: a user's engine file checked instead of building one (its precision is the engine's own)
+    engine_override: Path | None = None
+    calibration_method: str = "minmax"
+    profile: tuple[int, int, int] = (1, 16, 32)
+    _onnx: dict[str, Path] = field(default_factory=dict, repr=False)
+    _engines: dict[str, Path] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def create(
+        cls,
+        model: str | Path | None = None,
+        data: str | Path | None = None,
+        *,
+        calibration: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        onnx: str | Path | None = None,
+        engine: str | Path | None = None,
+        **options: object,
+    ) -> Pipeline:
+        """Validate user paths up front; defaults are the bundled model, its test and calibration splits."""
+        bundled = model is None
+        model_dir = check_savedmodel_dir(BUNDLED_MODEL if model is None else model)
+        if data is None and not bundled:
+            raise InputValidationError("--data: expected a .npz data file for a user's model, got none")
+        dataset = load_npz(BUNDLED_TEST if data is None else data)
+        calib = None
+        if calibration is not None:
+            calib = load_npz(calibration)
+        elif bundled:
+            calib = load_npz(BUNDLED_CALIBRATION)
+        for path, what in ((onnx, "--onnx"), (engine, "--engine")):
+            if path is not None and not Path(path).is_file():
+                raise InputValidationError(f"{what}: expected an existing file, got {path}")
+        return cls(
+            model_dir=model_dir,
+            data=dataset,
+            calibration=calib,
+            cache_dir=resolve_cache_dir(cache_dir),
+            onnx_override=Path(onnx) if onnx else None,
+            engine_override=Path(engine) if engine else None,
+            **options,  # type: ignore[arg-type]
+        )
+
+    # ------------------------------------------------------------------ artefacts
+
+    def onnx(self, precision: str = "fp32") -> Path:
+        """The ONNX file for ``precision`` (converted / produced by recipe once, then cached)."""
+        if precision not in self._onnx:
+            if precision in ("fp32", "fp32-strict"):
+                if self.onnx_override is not None:
+                    path = self.onnx_override
+                else:
+                    from trt_equiv.convert.onnx import savedmodel_to_onnx
+
+                    path = savedmodel_to_onnx(self.model_dir, cache_dir=self.cache_dir)
+            else:
+                path = self._precision_onnx(precision)
+            self._onnx[precision] = path
+        return self._onnx[precision]
+
+    def _precision_onnx(self, precision: str) -> Path:
+        from trt_equiv.convert import precision as recipes
+
+        fp32 = self.onnx("fp32")
+        if precision == "fp16":
+            return recipes.fp16_onnx(fp32, cache_dir=self.cache_dir).path
+        if precision == "int8":
+            if self.calibration is None:
+                raise InputValidationError(
+                    "int8: expected a calibration set (--calibration FILE.npz) for a user's model, got none; "
+                    "trt_equiv never calibrates on the test data or on random numbers"
+                )
+            return recipes.int8_qdq_onnx(
+                fp32, self.calibration, method=self.calibration_method, cache_dir=self.cache_dir
+            ).path
+        raise InputValidationError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+    def engine(self, precision: str = "fp32") -> Path:
+        """The TensorRT engine for ``precision``: the user's, or built from the ONNX and cached."""
+        if self.engine_override is not None:
+            return self.engine_override
+        if precision not in self._engines:
+            from trt_equiv.trt.build import Profile
+            from trt_equiv.trt.cache import EngineCache
+
+            recipe = precision  # fp16 / int8 precision lives in the ONNX (strongly typed network)
+            cached = EngineCache(self.cache_dir / "engines").get(
+                self.onnx(precision), recipe=recipe, profiles=[Profile(*self.profile)]
+            )
+            self._engines[precision] = cached.path
+        return self._engines[precision]
+
+    # ------------------------------------------------------------------ backends
+
+    @staticmethod
+    def unavailable_reason(backend: str, precision: str = "fp32") -> str | None:
+        """Why (backend, precision) cannot run on this machine, naming what is missing; None if it can."""
+        if backend not in BACKENDS:
+            return f"unknown backend {backend!r}"
+        if backend == "savedmodel":
+            return None if is_available("tensorflow") else "TensorFlow not installed (pip install tensorflow-cpu)"
+        if backend == "onnxruntime":
+            missing = [m for m in ("onnxruntime", "onnx", "tf2onnx") if not is_available(m)]
+            if precision == "fp16" and not is_available("onnxconverter_common"):
+                missing.append("onnxconverter_common")
+            return f"ONNX Runtime pipeline unavailable: {', '.join(missing)} not installed" if missing else None
+        if backend == "tensorrt":
+            return tensorrt_execution_unavailable_reason()
+        from trt_equiv.backends.cpp import runner_unavailable_reason
+
+        return tensorrt_execution_unavailable_reason() or runner_unavailable_reason()
+
+    def open_backend(self, backend: str, precision: str = "fp32", **options: object) -> Backend:
+        """A configured backend for (backend, precision); artefacts are produced on demand."""
+        if backend == "savedmodel":
+            from trt_equiv.backends.savedmodel import SavedModelBackend
+
+            return SavedModelBackend(self.model_dir)
+        if backend == "onnxruntime":
+            from trt_equiv.backends.onnxruntime import OnnxRuntimeBackend
+
+            onnx_precision = "fp32" if precision == "fp32-strict" else precision
+            return OnnxRuntimeBackend(self.onnx(onnx_precision), precision=onnx_precision, **options)  # type: ignore[arg-type]
+        if backend == "tensorrt":
+            from trt_equiv.backends.tensorrt import TensorRTBackend
+
+            return TensorRTBackend(self.engine(precision), precision=precision, **options)  # type: ignore[arg-type]
+        if backend == "cpp":
+            from trt_equiv.backends.cpp import CppRunnerBackend
+
+            return CppRunnerBackend(self.engine(precision), precision=precision, **options)  # type: ignore[arg-type]
+        raise ModelLoadError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+
+    def reference(self, x: np.ndarray | None = None) -> np.ndarray:
+        """SavedModel outputs for ``x`` (default: the whole data set)."""
+        assert self.data is not None
+        with self.open_backend("savedmodel") as sm:
+            return sm.infer(self.data.x if x is None else x)

@@ -1,0 +1,206 @@
+"""What the builder, the engine cache and the runner share: the TensorRT module, its log, engine bytes.
+
+TensorRT keeps one logger per process (a second ``Builder``/``Runtime`` with another logger is ignored with a
+warning), so the logger here is a per-module singleton that hands messages to whichever captures are active.
+That is how a failed build can report what TensorRT said.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from trt_equiv.errors import EngineError
+from trt_equiv.runtime import RTX_MODULES, tensorrt_module
+
+_log = logging.getLogger("trt_equiv.tensorrt")
+
+#: TensorRT severities, most severe first (ILogger.Severity values in 8.6 … 11 and TensorRT for RTX)
+SEVERITY_NAMES = {0: "INTERNAL_ERROR", 1: "ERROR", 2: "WARNING", 3: "INFO", 4: "VERBOSE"}
+_WARNING = 2
+_INFO = 3
+_PY_LEVELS = {0: logging.ERROR, 1: logging.ERROR, 2: logging.WARNING, 3: logging.DEBUG}
+
+
+def resolve_module(module: str | ModuleType | None = None) -> ModuleType:
+    """The TensorRT module to use: an imported module as is, a name through the runtime probe, None: the first found."""
+    if isinstance(module, ModuleType):
+        return module
+    return tensorrt_module(module)
+
+
+def module_identity(trt: ModuleType) -> tuple[str, str]:
+    """(module name, version): what an engine is tied to, recorded in every key and error message."""
+    return trt.__name__, str(getattr(trt, "__version__", "unknown"))
+
+
+def is_rtx(trt: ModuleType) -> bool:
+    """True for TensorRT for RTX, whose engines are portable across RTX GPUs and whose timing cache is a no-op."""
+    return trt.__name__.split(".")[0] in RTX_MODULES
+
+
+@dataclass
+class LogCapture:
+    """What TensorRT logged (VERBOSE excluded) while a capture was active."""
+
+    records: list[tuple[int, str]] = field(default_factory=list)
+
+    def problems(self, limit: int = 40) -> list[str]:
+        """WARNING and worse, as ``[SEVERITY] message`` lines, the last ``limit`` of them."""
+        lines = [f"[{SEVERITY_NAMES.get(s, s)}] {m}" for s, m in self.records if s <= _WARNING]
+        return lines[-limit:]
+
+    def report(self, limit: int = 40) -> str:
+        """Problems, or the last INFO lines when there were none, for an error message."""
+        lines = self.problems(limit)
+        if not lines:
+            lines = [f"[{SEVERITY_NAMES.get(s, s)}] {m}" for s, m in self.records][-10:]
+        return "\n  ".join(lines) if lines else "(TensorRT logged nothing)"
+
+
+_LOGGERS: dict[str, Any] = {}
+_LOGGERS_LOCK = threading.Lock()
+
+
+def process_logger(trt: ModuleType) -> Any:
+    """The one ILogger for ``trt`` in this process, created on first use."""
+    name = trt.__name__
+    with _LOGGERS_LOCK:
+        logger = _LOGGERS.get(name)
+        if logger is None:
+
+            class _Logger(trt.ILogger):  # type: ignore[name-defined,misc]
+                """Fans TensorRT's messages out to the active captures and to Python logging."""
+
+                def __init__(self) -> None:
+                    trt.ILogger.__init__(self)
+                    self.sinks: list[LogCapture] = []
+                    self.lock = threading.Lock()
+
+                def log(self, severity: Any, msg: str) -> None:
+                    level = int(severity)
+                    if level > _INFO:  # VERBOSE: megabytes per build, never needed to explain a failure
+                        return
+                    with self.lock:
+                        sinks = list(self.sinks)
+                    for sink in sinks:
+                        sink.records.append((level, str(msg)))
+                    _log.log(_PY_LEVELS.get(level, logging.DEBUG), "%s: %s", name, msg)
+
+            logger = _Logger()
+            _LOGGERS[name] = logger
+    return logger
+
+
+@contextmanager
+def captured_log(trt: ModuleType) -> Iterator[tuple[Any, LogCapture]]:
+    """(logger to give TensorRT, capture filled while the block runs)."""
+    logger = process_logger(trt)
+    capture = LogCapture()
+    with logger.lock:
+        logger.sinks.append(capture)
+    try:
+        yield logger, capture
+    finally:
+        with logger.lock:
+            logger.sinks.remove(capture)
+
+
+def device_description() -> str:
+    """'NVIDIA H100 (compute capability 9.0)' or 'no CUDA GPU', for messages."""
+    from trt_equiv.runtime import cuda_device
+
+    dev = cuda_device()
+    return "no CUDA GPU" if dev is None else f"{dev[0]} (compute capability {dev[1][0]}.{dev[1][1]})"
+
+
+def deserialize_engine(trt: ModuleType, data: bytes, *, where: str) -> tuple[Any, Any]:
+    """(runtime, engine) from serialized bytes; the runtime must outlive the engine.
+
+    A None from TensorRT means the bytes are damaged or were built by another TensorRT version or for another
+    device; the error says so and quotes TensorRT, because "deserialization failed" alone sends people hunting.
+    """
+    name, version = module_identity(trt)
+    with captured_log(trt) as (logger, capture):
+        runtime = trt.Runtime(logger)
+        try:
+            engine = runtime.deserialize_cuda_engine(data)
+        except Exception as exc:  # the bindings raise on some malformed inputs instead of returning None
+            engine = None
+            capture.records.append((1, f"{type(exc).__name__}: {exc}"))
+    if engine is None:
+        raise EngineError(
+            f"{where}: engine could not be deserialized by {name} {version} on {device_description()}: "
+            f"corrupt or built by a different TensorRT version/device; rebuild it from the ONNX file.\n"
+            f"  TensorRT said:\n  {capture.report()}"
+        )
+    return runtime, engine
+
+
+#: engine-validity diagnostics that mean the bytes themselves are wrong, whatever machine reads them
+_ALWAYS_BAD = ("MALFORMED_ENGINE", "VERSION_MISMATCH")
+#: diagnostics that only matter where the engine is meant to run (a GPU is present)
+_DEVICE_BAD = ("UNSUPPORTED_CC", "OLD_CUDA_DRIVER", "OLD_CUDA_RUNTIME", "INSUFFICIENT_GPU_MEMORY")
+
+
+def header_problems(trt: ModuleType, data: bytes) -> list[str]:
+    """Problems the module can see in an engine's header without a GPU (empty when it cannot look).
+
+    TensorRT for RTX exposes ``Runtime.get_engine_validity``; classic TensorRT has no header check, so there a
+    damaged engine is caught by size/sha256 against the metadata, or by deserialization where a GPU exists.
+    """
+    if not (hasattr(trt.Runtime, "get_engine_validity") and hasattr(trt, "EngineInvalidityDiagnostics")):
+        return []
+    from trt_equiv.runtime import cuda_device
+
+    name, version = module_identity(trt)
+    with captured_log(trt) as (logger, _capture):
+        runtime = trt.Runtime(logger)
+        header_size = int(getattr(runtime, "engine_header_size", 0) or 0)
+        if len(data) < max(header_size, 1):
+            return [f"engine is {len(data)} bytes, shorter than the {header_size}-byte {name} header"]
+        _validity, diagnostics = runtime.get_engine_validity(data[: header_size or len(data)])
+    bits = int(diagnostics)
+    wanted = _ALWAYS_BAD + (_DEVICE_BAD if cuda_device() is not None else ())
+    found = [
+        n for n in wanted if hasattr(trt.EngineInvalidityDiagnostics, n) and bits & int(getattr(trt.EngineInvalidityDiagnostics, n))
+    ]
+    return [f"{name} {version} reports the engine header invalid: {', '.join(found)}"] if found else []
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    A reader (another pytest-xdist worker, a crashed run's successor) sees the old file or the whole new one,
+    never half of one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes alone (not its name): an engine or ONNX file copied elsewhere keeps its hash."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
