@@ -128,17 +128,18 @@ class Pipeline:
         return self._onnx[precision]
 
     def _precision_onnx(self, precision: str) -> Path:
+        if precision == "int8" and self.calibration is None:
+            raise InputValidationError(
+                "int8: expected a calibration set (--calibration FILE.npz) for a user's model, got none; "
+                "trt_equiv never calibrates on the test data or on random numbers"
+            )
         from trt_equiv.convert import precision as recipes
 
         fp32 = self.onnx("fp32")
         if precision == "fp16":
             return recipes.fp16_onnx(fp32, cache_dir=self.cache_dir).path
         if precision == "int8":
-            if self.calibration is None:
-                raise InputValidationError(
-                    "int8: expected a calibration set (--calibration FILE.npz) for a user's model, got none; "
-                    "trt_equiv never calibrates on the test data or on random numbers"
-                )
+            assert self.calibration is not None
             return recipes.int8_qdq_onnx(
                 fp32, self.calibration, method=self.calibration_method, cache_dir=self.cache_dir
             ).path
@@ -173,11 +174,12 @@ class Pipeline:
             if precision == "fp16" and not is_available("onnxconverter_common"):
                 missing.append("onnxconverter_common")
             return f"ONNX Runtime pipeline unavailable: {', '.join(missing)} not installed" if missing else None
-        if backend == "tensorrt":
-            return tensorrt_execution_unavailable_reason()
-        from trt_equiv.backends.cpp import runner_unavailable_reason
+        reason = tensorrt_execution_unavailable_reason()
+        if reason or backend == "tensorrt":
+            return reason
+        from trt_equiv.backends.cpp import runner_unavailable_reason  # the C++ runner binary
 
-        return tensorrt_execution_unavailable_reason() or runner_unavailable_reason()
+        return runner_unavailable_reason()
 
     def open_backend(self, backend: str, precision: str = "fp32", **options: object) -> Backend:
         """A configured backend for (backend, precision); artefacts are produced on demand."""

@@ -30,6 +30,12 @@ INSTALL_HINTS: dict[str, str] = {
     "sklearn": "pip install scikit-learn  (only to regenerate the bundled fixtures)",
 }
 
+#: every heavy runtime trt_equiv imports lazily (and only through ``require``)
+HEAVY_MODULES = (
+    "tensorflow", "tf2onnx", "keras", "onnx", "onnxruntime", "onnxconverter_common", "tensorrt", "tensorrt_rtx",
+    "tensorrt_rtx_bindings", "cuda", "pycuda", "matplotlib", "sklearn", "modelopt", "torch",
+)  # fmt: skip
+
 #: TensorRT flavours, preferred first; all expose the same Python API names. TensorRT for RTX is imported
 #: as ``tensorrt_rtx`` from its front-end package, or as ``tensorrt_rtx_bindings`` when only the split
 #: ``tensorrt-rtx-cu13-bindings`` + ``-libs`` wheels are installed (what PyPI can serve without NVIDIA's index).

@@ -1,0 +1,43 @@
+"""Shared fixtures of the equivalence suite: outputs of upstream stages, computed once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from trt_equiv.backends.base import Backend
+from trt_equiv.compare import chain_links
+from trt_equiv.pipeline import Pipeline
+
+REFERENCE = "savedmodel-fp32"
+
+
+@pytest.fixture(scope="session")
+def stage_outputs(trt_equiv_pipeline: Pipeline, reference_outputs: np.ndarray) -> Callable[[str], np.ndarray]:
+    """label → whole-set outputs of that stage (``<backend>-<precision>``), run at most once."""
+    cache: dict[str, np.ndarray] = {REFERENCE: reference_outputs}
+    data = trt_equiv_pipeline.data
+    assert data is not None
+
+    def get(label: str) -> np.ndarray:
+        if label not in cache:
+            name, _, precision = label.partition("-")
+            with trt_equiv_pipeline.open_backend(name, precision) as runner:
+                cache[label] = runner.infer(data.x)
+        return cache[label]
+
+    return get
+
+
+def upstream_of(backend: Backend) -> str:
+    """The nearest upstream stage of ``backend`` in the blame chain that can run on this machine."""
+    candidates = [REFERENCE, "onnxruntime-fp32"]
+    base = "fp32" if backend.precision == "fp32-strict" else backend.precision
+    candidates.append(f"onnxruntime-{base}")
+    if backend.name == "cpp":
+        candidates.append(f"tensorrt-{backend.precision}")
+    runnable = [c for c in candidates if Pipeline.unavailable_reason(*c.split("-", 1)) is None]
+    links = dict((cand, ref) for ref, cand in chain_links([*dict.fromkeys(runnable), backend.label]))
+    return links[backend.label]

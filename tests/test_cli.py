@@ -1,0 +1,109 @@
+"""`trt-equiv check`: the table, exit codes 0 / 1 / 2, and the silent conversion bugs it must catch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.onnx_edits import replace_weights, scale_input
+from trt_equiv.cli import main
+from trt_equiv.data import BUNDLED_MODEL, BUNDLED_TEST
+from trt_equiv.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(trt_equiv_pipeline: Pipeline) -> Path:
+    return trt_equiv_pipeline.onnx("fp32")
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str, cache: Path) -> tuple[int, str, str]:
+    code = main(["check", "--cache-dir", str(cache), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bundled_model_is_equivalent(capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline) -> None:
+    code, out, _ = run(capsys, "--backends", "onnxruntime", "--precisions", "fp32", "--batch-sizes", "7,all",
+                       cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 0, out
+    assert "onnxruntime-fp32  savedmodel-fp32  7" in out and "PASS" in out and "FAIL" not in out
+    assert "EQUIVALENT: 2 passed, 0 failed" in out
+
+
+def test_input_scaled_by_255_is_caught(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, fp32_onnx: Path, tmp_path: Path
+) -> None:
+    bad = scale_input(fp32_onnx, tmp_path / "x255.onnx")
+    code, out, _ = run(capsys, "--onnx", str(bad), "--backends", "onnxruntime", "--precisions", "fp32",
+                       cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 1
+    assert "FAIL: onnxruntime-fp32 vs reference savedmodel-fp32" in out
+    assert "max_abs" in out and "VIOLATED" in out and "blamed stage: conversion (tf2onnx)" in out
+    assert "NOT EQUIVALENT" in out
+
+
+def test_a_different_model_is_caught(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, fp32_onnx: Path, tmp_path: Path
+) -> None:
+    other = replace_weights(fp32_onnx, tmp_path / "other.onnx", which="last", seed=7)
+    code, out, _ = run(capsys, "--onnx", str(other), "--backends", "onnxruntime", "--precisions", "fp32",
+                       cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 1
+    assert "top1_agreement" in out and "accuracy_drop" in out and "VIOLATED" in out
+
+
+def test_report_directory(capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "--backends", "onnxruntime", "--precisions", "fp32", "--report", str(tmp_path / "r"),
+                       cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 0
+    md = (tmp_path / "r" / "equivalence.md").read_text()
+    assert "| onnxruntime-fp32 | savedmodel-fp32 | 32 |" in md
+    assert '"passed": true' in (tmp_path / "r" / "equivalence.json").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "/nonexistent/model"], "expected a SavedModel directory"),
+        (["--model", str(BUNDLED_MODEL)], "--data: expected a .npz data file"),
+        (["--data", "/nonexistent.npz"], "no such file"),
+        (["--backends", "tensorflow"], "--backends: expected a comma list"),
+        (["--precisions", "fp8"], "--precisions: expected a comma list"),
+        (["--batch-sizes", "0"], "batch sizes: expected positive integers"),
+        (["--tolerance", "fp16.max_abs"], "KEY.BOUND=VALUE"),
+        (["--onnx", "/nonexistent.onnx"], "--onnx: expected an existing file"),
+    ],
+    ids=["missing-model", "user-model-without-data", "missing-data", "backend", "precision", "batch", "tolerance",
+         "missing-onnx"],
+)  # fmt: skip
+def test_usage_errors_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *args, cache=tmp_path)
+    assert code == 2
+    assert message in err and out == ""
+
+
+def test_user_model_int8_without_calibration_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline
+) -> None:
+    code, _, err = run(capsys, "--model", str(BUNDLED_MODEL), "--data", str(BUNDLED_TEST), "--backends",
+                       "onnxruntime", "--precisions", "int8", cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 2
+    assert "expected a calibration set (--calibration FILE.npz)" in err
+
+
+def test_named_backend_that_cannot_run_here_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    reason = Pipeline.unavailable_reason("tensorrt")
+    if reason is None:
+        pytest.skip("TensorRT can execute on this machine (GPU present); the missing-runtime path cannot be shown")
+    code, _, err = run(capsys, "--backends", "tensorrt", "--precisions", "fp32", cache=tmp_path)
+    assert code == 2
+    assert "tensorrt-fp32 cannot run here" in err
+
+
+def test_argparse_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["check", "--no-such-flag"])
+    assert info.value.code == 2
