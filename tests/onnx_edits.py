@@ -37,15 +37,16 @@ def replace_weights(src: Path, dst: Path, *, which: str = "last", scale: float |
     model = onnx.load(str(src))
     inits = list(model.graph.initializer)
     rank = 2 if which == "last" else 4
-    candidates = [i for i in inits if len(i.dims) == rank and i.data_type == onnx.TensorProto.FLOAT]
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    candidates = [i for i in inits if len(i.dims) == rank and i.data_type in floats]
     if not candidates:
         raise ValueError(f"{src}: no float initializer of rank {rank} to replace")
     target = candidates[-1] if which == "last" else candidates[0]
     w = numpy_helper.to_array(target)
     if scale is not None:
-        new = (w * scale).astype(np.float32)
+        new = (w * scale).astype(w.dtype)
     else:
-        new = np.random.default_rng(seed).normal(0.0, float(w.std()) or 1.0, w.shape).astype(np.float32)
+        new = np.random.default_rng(seed).normal(0.0, float(w.std()) or 1.0, w.shape).astype(w.dtype)
     target.CopyFrom(numpy_helper.from_array(new, target.name))
     onnx.save(model, str(dst))
     return dst

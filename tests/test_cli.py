@@ -77,9 +77,7 @@ def test_report_directory(capsys: pytest.CaptureFixture[str], trt_equiv_pipeline
     ids=["missing-model", "user-model-without-data", "missing-data", "backend", "precision", "batch", "tolerance",
          "missing-onnx"],
 )  # fmt: skip
-def test_usage_errors_exit_2(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str
-) -> None:
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str) -> None:
     code, out, err = run(capsys, *args, cache=tmp_path)
     assert code == 2
     assert message in err and out == ""

@@ -15,7 +15,7 @@ def test_bundled_splits_are_disjoint_and_large_enough() -> None:
     test, calib = load_npz(BUNDLED_TEST), load_npz(BUNDLED_CALIBRATION)
     assert len(test) >= 300 and len(calib) >= 320
     assert test.x.shape[1:] == (32, 32, 3) and test.x.dtype == np.float32
-    assert 0.0 <= test.x.min() and test.x.max() <= 1.0
+    assert test.x.min() >= 0.0 and test.x.max() <= 1.0
     assert test.y is not None and set(np.unique(test.y)) == set(range(10))
     test_rows = {r.tobytes() for r in test.x}
     assert not any(r.tobytes() in test_rows for r in calib.x), "calibration must never contain test samples"

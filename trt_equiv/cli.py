@@ -34,8 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--batch-sizes", default="32", help="comma list of sizes or 'all' (default: 32)")
     check.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
     check.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
-    check.add_argument("--tolerance", action="append", default=[], metavar="KEY.BOUND=VALUE",
-                       help="override a tolerance bound, e.g. fp16.max_abs=0.05 (repeatable)")
+    check.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="KEY.BOUND=VALUE",
+        help="override a tolerance bound, e.g. fp16.max_abs=0.05 (repeatable)",
+    )
     check.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
     check.add_argument("--report", metavar="DIR", help="write equivalence.md/.json (and plots) into DIR")
     check.set_defaults(func=cmd_check)

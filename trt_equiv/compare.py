@@ -143,24 +143,28 @@ class Tolerance:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
-# Defaults measured on the bundled model (README "Tolerances" lists measured values beside these bounds):
-# - fp32: ONNX Runtime CPU vs SavedModel max_abs ~1e-6 on softmax outputs; bound 1e-4 (100x margin).
-# - tf32: TensorRT fp32 with TF32 allowed (Ampere+) has shown ~1e-3 on softmax; bound 5e-3 (5x margin).
-# - fp16 / int8 vs an fp32 reference are task-level: agreement, cosine and accuracy, with a loose max_abs.
-# - "<p>@same": the same precision recipe on two runtimes (TensorRT vs its ONNX on ONNX Runtime, C++ vs
-#   Python on one engine); kernels differ, so not bit-exact, but far tighter than the task-level bounds.
+# Defaults set from distributions measured on the bundled model (README "Tolerances" has the figures).
+# Margin rule: error bounds (max/mean/p99 abs, rel_l2) at about 10x the worst measured value, rounded up;
+# agreement bounds (cosine, top-1) below the worst measured value by at least 3x its distance from 1.
+# - fp32: ONNX Runtime CPU vs SavedModel measured max_abs 1.0e-6, rel_l2 2.2e-7, top-1 1.0.
+# - tf32: TensorRT fp32 with TF32 allowed (Ampere+) has shown ~1e-3 on softmax (DESIGN.md §5); 5x that.
+# - fp16 (onnxconverter-common, ORT CPU) vs SavedModel measured max_abs 9.8e-4, mean 1.6e-5, rel_l2 2.4e-4.
+# - int8 Q/DQ vs SavedModel, worst of minmax/entropy/percentile (entropy): max_abs 0.157, mean 2.8e-3,
+#   rel_l2 0.031, min cosine 0.968, top-1 0.994; accuracy unchanged (minmax, entropy) or +0.3 pt.
+# - "<p>@same": one recipe on two runtimes (TensorRT vs its ONNX on ONNX Runtime; C++ vs Python on one
+#   engine). Kernels and fusions differ, so not bit-exact, but far tighter than the task-level bounds.
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance(max_abs=1e-4, mean_abs=1e-5, rel_l2=1e-4, min_cosine=0.99999, top1_agreement=1.0,
-                      accuracy_drop=0.0),
+    "fp32": Tolerance(max_abs=1e-4, mean_abs=1e-5, p99_abs=1e-5, rel_l2=1e-4, min_cosine=0.99999,
+                      top1_agreement=1.0, accuracy_drop=0.0),
     "tf32": Tolerance(max_abs=5e-3, mean_abs=5e-4, rel_l2=5e-3, min_cosine=0.9999, top1_agreement=0.995,
                       accuracy_drop=0.005),
-    "fp16": Tolerance(max_abs=2e-2, mean_abs=1e-3, rel_l2=1e-2, min_cosine=0.999, top1_agreement=0.99,
-                      accuracy_drop=0.01),
-    "int8": Tolerance(max_abs=0.5, mean_abs=2e-2, rel_l2=0.1, min_cosine=0.95, top1_agreement=0.97,
+    "fp16": Tolerance(max_abs=1e-2, mean_abs=2e-4, p99_abs=5e-3, rel_l2=2.5e-3, min_cosine=0.999,
+                      top1_agreement=0.99, accuracy_drop=0.01),
+    "int8": Tolerance(max_abs=0.5, mean_abs=0.03, p99_abs=0.3, rel_l2=0.3, min_cosine=0.9, top1_agreement=0.98,
                       accuracy_drop=0.02),
     "fp32@same": Tolerance(max_abs=5e-3, rel_l2=5e-3, min_cosine=0.9999, top1_agreement=0.995),
-    "fp16@same": Tolerance(max_abs=1e-2, rel_l2=1e-2, min_cosine=0.999, top1_agreement=0.99),
-    "int8@same": Tolerance(max_abs=0.1, rel_l2=0.05, min_cosine=0.99, top1_agreement=0.98),
+    "fp16@same": Tolerance(max_abs=1e-2, rel_l2=5e-3, min_cosine=0.999, top1_agreement=0.99),
+    "int8@same": Tolerance(max_abs=0.2, rel_l2=0.1, min_cosine=0.97, top1_agreement=0.98),
 }  # fmt: skip
 
 
@@ -220,6 +224,7 @@ class TolerancePolicy:
 
 
 # ------------------------------------------------------------------------------------------ comparison
+
 
 def blame_stage(reference: str, candidate: str) -> str:
     """Name the pipeline stage a failing link points at, from the two backend labels."""

@@ -58,13 +58,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--trt-equiv-model", default=None, help="SavedModel directory (default: the bundled model)")
     group.addoption("--trt-equiv-data", default=None, help=".npz data file with x (and y) (default: bundled)")
     group.addoption("--trt-equiv-calibration", default=None, help=".npz calibration set for int8")
-    group.addoption("--trt-equiv-cache-dir", default=None, help="cache root (default: $TRT_EQUIV_CACHE_DIR or per-user)")
-    group.addoption("--trt-equiv-backends", default=",".join(DEFAULT_CANDIDATES),
-                    help="candidate backends for the `backend` fixture (comma list)")
-    group.addoption("--trt-equiv-precisions", default=",".join(DEFAULT_PRECISIONS),
-                    help="precisions for the `backend` fixture (comma list)")
-    group.addoption("--trt-equiv-batch-sizes", default=DEFAULT_BATCH_SIZES,
-                    help="batch sizes for the `batch_size` fixture; 'all' is the whole set")
+    group.addoption(
+        "--trt-equiv-cache-dir", default=None, help="cache root (default: $TRT_EQUIV_CACHE_DIR or per-user)"
+    )
+    group.addoption(
+        "--trt-equiv-backends",
+        default=",".join(DEFAULT_CANDIDATES),
+        help="candidate backends for the `backend` fixture (comma list)",
+    )
+    group.addoption(
+        "--trt-equiv-precisions",
+        default=",".join(DEFAULT_PRECISIONS),
+        help="precisions for the `backend` fixture (comma list)",
+    )
+    group.addoption(
+        "--trt-equiv-batch-sizes",
+        default=DEFAULT_BATCH_SIZES,
+        help="batch sizes for the `batch_size` fixture; 'all' is the whole set",
+    )
     group.addoption("--trt-equiv-tolerance", action="append", default=[], metavar="KEY.BOUND=VALUE",
                     help="override a tolerance bound, e.g. fp16.max_abs=0.05 (repeatable)")  # fmt: skip
 
