@@ -72,22 +72,35 @@ def tensorrt_module(prefer: str | None = None) -> ModuleType:
 
 
 @lru_cache(maxsize=1)
-def cuda_device() -> tuple[str, tuple[int, int]] | None:
-    """(name, compute capability) of CUDA device 0, or None when there is no usable GPU or driver."""
+def _probe_cuda() -> tuple[tuple[str, tuple[int, int]] | None, str]:
+    """(device 0 as (name, compute capability), or None with the reason)."""
     if not is_available("cuda.bindings"):
-        return None
+        return None, "cuda-python not installed (pip install cuda-python)"
     try:
         from cuda.bindings import runtime as cudart
-    except ImportError:
-        return None
+    except ImportError as exc:
+        return None, f"cuda-python unusable ({exc})"
     err, count = cudart.cudaGetDeviceCount()
     if int(err) != 0 or count < 1:
-        return None
+        name = getattr(err, "name", str(err))
+        return None, f"no CUDA GPU (cudaGetDeviceCount: {name}, count {count if int(err) == 0 else 0})"
     err, props = cudart.cudaGetDeviceProperties(0)
     if int(err) != 0:
-        return None
-    name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
-    return name, (int(props.major), int(props.minor))
+        return None, f"no CUDA GPU (cudaGetDeviceProperties: {getattr(err, 'name', err)})"
+    raw = props.name
+    name = raw.decode(errors="replace").rstrip("\x00") if isinstance(raw, bytes) else str(raw)
+    return (name, (int(props.major), int(props.minor))), ""
+
+
+def cuda_device() -> tuple[str, tuple[int, int]] | None:
+    """(name, compute capability) of CUDA device 0, or None when there is no usable GPU or driver."""
+    return _probe_cuda()[0]
+
+
+def cuda_unavailable_reason() -> str | None:
+    """None when a CUDA GPU is usable, else why not (package, driver or device)."""
+    device, reason = _probe_cuda()
+    return None if device else reason
 
 
 def tensorrt_execution_unavailable_reason(prefer: str | None = None) -> str | None:
@@ -102,7 +115,7 @@ def tensorrt_execution_unavailable_reason(prefer: str | None = None) -> str | No
         return f"TensorRT not installed (no {' or '.join(names)} module)"
     device = cuda_device()
     if device is None:
-        return "no CUDA GPU available (cuda-python missing, no driver or no device) — TensorRT engines cannot run"
+        return f"{cuda_unavailable_reason()} — TensorRT engines cannot run here"
     if all(n in RTX_MODULES for n in found) and device[1][0] == 9:
         return f"TensorRT for RTX engines do not run on {device[0]} (compute capability 9.x); install tensorrt"
     return None
