@@ -27,7 +27,6 @@ _log = logging.getLogger("trt_equiv.tensorrt")
 SEVERITY_NAMES = {0: "INTERNAL_ERROR", 1: "ERROR", 2: "WARNING", 3: "INFO", 4: "VERBOSE"}
 _WARNING = 2
 _INFO = 3
-_PY_LEVELS = {0: logging.ERROR, 1: logging.ERROR, 2: logging.WARNING, 3: logging.DEBUG}
 
 
 def resolve_module(module: str | ModuleType | None = None) -> ModuleType:
@@ -77,7 +76,7 @@ def process_logger(trt: ModuleType) -> Any:
         logger = _LOGGERS.get(name)
         if logger is None:
 
-            class _Logger(trt.ILogger):  # type: ignore[name-defined,misc]
+            class _Logger(trt.ILogger):  # type: ignore[name-defined]
                 """Fans TensorRT's messages out to the active captures and to Python logging."""
 
                 def __init__(self) -> None:
@@ -93,7 +92,9 @@ def process_logger(trt: ModuleType) -> Any:
                         sinks = list(self.sinks)
                     for sink in sinks:
                         sink.records.append((level, str(msg)))
-                    _log.log(_PY_LEVELS.get(level, logging.DEBUG), "%s: %s", name, msg)
+                    # DEBUG only: every message that matters reaches the user through an EngineError or a
+                    # BuildResult; at WARNING, Python's last-resort handler would print harmless no-GPU chatter
+                    _log.debug("%s [%s] %s", name, SEVERITY_NAMES.get(level, level), msg)
 
             logger = _Logger()
             _LOGGERS[name] = logger
@@ -171,7 +172,9 @@ def header_problems(trt: ModuleType, data: bytes) -> list[str]:
     bits = int(diagnostics)
     wanted = _ALWAYS_BAD + (_DEVICE_BAD if cuda_device() is not None else ())
     found = [
-        n for n in wanted if hasattr(trt.EngineInvalidityDiagnostics, n) and bits & int(getattr(trt.EngineInvalidityDiagnostics, n))
+        n
+        for n in wanted
+        if hasattr(trt.EngineInvalidityDiagnostics, n) and bits & int(getattr(trt.EngineInvalidityDiagnostics, n))
     ]
     return [f"{name} {version} reports the engine header invalid: {', '.join(found)}"] if found else []
 
