@@ -18,7 +18,7 @@ check: $(STAMP)
 	$(VENV)/bin/trt-equiv check
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --benchmark-disable $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m pytest --benchmark-only tests/bench

@@ -44,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
     check.add_argument("--report", metavar="DIR", help="write equivalence.md/.json (and plots) into DIR")
     check.set_defaults(func=cmd_check)
+
+    build = sub.add_parser("build", help="build and cache TensorRT engines for every precision")
+    build.add_argument("--model", help="SavedModel directory (default: the bundled model)")
+    build.add_argument("--onnx", help="build from this fp32 ONNX file instead of converting the SavedModel")
+    build.add_argument("--precisions", default="fp32,fp16,int8", help=f"comma list of {','.join(PRECISIONS)}")
+    build.add_argument("--profile", default="1,16,32", metavar="MIN,OPT,MAX", help="batch profile (default 1,16,32)")
+    build.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
+    build.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
+    build.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
+    build.set_defaults(func=cmd_build)
     return parser
 
 
@@ -74,6 +84,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         engine=args.engine, calibration_method=args.calibration_method,
     )  # fmt: skip
     candidates = [(b, p) for b in backends for p in precisions]
+    if args.engine:  # a corrupt, truncated or mismatched engine is refused before anything runs
+        pipeline.cached_engine(precisions[0])
     if explicit_backends or args.engine:  # asked for by name: not being able to run it is a usage error
         for backend, precision in candidates:
             reason = Pipeline.unavailable_reason(backend, precision)
@@ -96,6 +108,30 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{n_fail} failed, {len(result.skipped)} candidates not runnable here"
     )
     return EXIT_OK if result else EXIT_NOT_EQUIVALENT
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from trt_equiv.pipeline import Pipeline, parse_list
+    from trt_equiv.progress import step
+    from trt_equiv.trt.build import Profile
+
+    precisions = parse_list(args.precisions, PRECISIONS, "--precisions")
+    profile = Profile.parse(args.profile)
+    if args.model is not None and "int8" in precisions and not args.calibration:
+        raise TrtEquivError("int8: expected --calibration FILE.npz for a user's model, got none")
+    pipeline = Pipeline.create(
+        args.model, None, calibration=args.calibration, cache_dir=args.cache_dir, onnx=args.onnx,
+        calibration_method=args.calibration_method, profile=(profile.min, profile.opt, profile.max),
+        require_data=False,
+    )  # fmt: skip
+    print(f"{'precision':<12} {'engine bytes':>12}  {'cache':<5}  {'build s':>7}  engine")
+    for precision in precisions:
+        with step(f"engine {precision} (profile {profile.min}/{profile.opt}/{profile.max})"):
+            cached = pipeline.cached_engine(precision)
+        status = "hit" if cached.hit else "built"
+        build_s = "-" if cached.hit else f"{cached.build_seconds:.1f}"
+        print(f"{precision:<12} {cached.size_bytes:>12,}  {status:<5}  {build_s:>7}  {cached.path}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from trt_equiv.backends.base import PRECISIONS, Backend
 from trt_equiv.backends.savedmodel import check_savedmodel_dir
 from trt_equiv.cache_dir import resolve_cache_dir
 from trt_equiv.data import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_TEST, Dataset, load_npz
-from trt_equiv.errors import InputValidationError, ModelLoadError
+from trt_equiv.errors import EngineError, InputValidationError, ModelLoadError, TrtEquivError
 from trt_equiv.runtime import is_available, tensorrt_execution_unavailable_reason
 
 BACKENDS = ("savedmodel", "onnxruntime", "tensorrt", "cpp")
@@ -72,7 +72,7 @@ class Pipeline:
     calibration_method: str = "minmax"
     profile: tuple[int, int, int] = (1, 16, 32)
     _onnx: dict[str, Path] = field(default_factory=dict, repr=False)
-    _engines: dict[str, Path] = field(default_factory=dict, repr=False)
+    _engines: dict[str, object] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(
@@ -84,14 +84,18 @@ class Pipeline:
         cache_dir: str | Path | None = None,
         onnx: str | Path | None = None,
         engine: str | Path | None = None,
+        require_data: bool = True,
         **options: object,
     ) -> Pipeline:
-        """Validate user paths up front; defaults are the bundled model, its test and calibration splits."""
+        """Validate user paths up front; defaults are the bundled model, its test and calibration splits.
+
+        ``require_data=False`` is for commands that only produce artefacts (``trt-equiv build``).
+        """
         bundled = model is None
         model_dir = check_savedmodel_dir(BUNDLED_MODEL if model is None else model)
-        if data is None and not bundled:
+        if data is None and not bundled and require_data:
             raise InputValidationError("--data: expected a .npz data file for a user's model, got none")
-        dataset = load_npz(BUNDLED_TEST if data is None else data)
+        dataset = load_npz(BUNDLED_TEST if data is None else data) if (data or bundled) else None
         calib = None
         if calibration is not None:
             calib = load_npz(calibration)
@@ -146,19 +150,35 @@ class Pipeline:
         raise InputValidationError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
 
     def engine(self, precision: str = "fp32") -> Path:
-        """The TensorRT engine for ``precision``: the user's, or built from the ONNX and cached."""
-        if self.engine_override is not None:
-            return self.engine_override
+        """The TensorRT engine for ``precision``: the user's (checked first), or built from the ONNX and cached."""
+        return self.cached_engine(precision).path
+
+    def cached_engine(self, precision: str = "fp32"):  # type: ignore[no-untyped-def]
+        """``CachedEngine`` (path, metadata, hit) for ``precision``; fp16/int8 precision lives in the ONNX."""
         if precision not in self._engines:
             from trt_equiv.trt.build import Profile
-            from trt_equiv.trt.cache import EngineCache
+            from trt_equiv.trt.cache import CachedEngine, EngineCache, check_engine_file
 
-            recipe = precision  # fp16 / int8 precision lives in the ONNX (strongly typed network)
-            cached = EngineCache(self.cache_dir / "engines").get(
-                self.onnx(precision), recipe=recipe, profiles=[Profile(*self.profile)]
-            )
-            self._engines[precision] = cached.path
+            if self.engine_override is not None:
+                check = check_engine_file(self.engine_override, onnx_path=self._onnx_for_engine(precision),
+                                          recipe=precision)  # fmt: skip
+                if not check:
+                    raise EngineError(f"--engine is not usable for this model and precision:\n{check}")
+                cached = CachedEngine(self.engine_override, check.metadata or {}, hit=True, build_seconds=0.0)
+            else:
+                onnx_precision = "fp32" if precision == "fp32-strict" else precision
+                cached = EngineCache(self.cache_dir / "engines" if self.cache_dir else None).get(
+                    self.onnx(onnx_precision), recipe=precision, profiles=[Profile(*self.profile)]
+                )
+            self._engines[precision] = cached
         return self._engines[precision]
+
+    def _onnx_for_engine(self, precision: str) -> Path | None:
+        """The ONNX a user's engine should have been built from, when we can produce it here."""
+        try:
+            return self.onnx("fp32" if precision == "fp32-strict" else precision)
+        except TrtEquivError:
+            return None
 
     # ------------------------------------------------------------------ backends
 

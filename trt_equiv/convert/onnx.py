@@ -31,8 +31,7 @@ def savedmodel_to_onnx(
 ) -> Path:
     """The fp32 ONNX file for ``model_dir``; converted on the first call, reused from the cache after."""
     model_dir = check_savedmodel_dir(model_dir)
-    tf2onnx = require("tf2onnx")
-    key = content_hash([model_dir], extra=[f"tf2onnx={tf2onnx.__version__}", f"opset={opset}", signature])
+    key = content_hash([model_dir], extra=[f"tf2onnx={_tf2onnx_version()}", f"opset={opset}", signature])
     target = resolve_cache_dir(cache_dir) / "onnx" / key / "model.onnx"
 
     def convert(tmp: Path) -> None:
@@ -54,6 +53,17 @@ def savedmodel_to_onnx(
 
     build_once(target, convert)
     return target
+
+
+def _tf2onnx_version() -> str:
+    """Installed tf2onnx version, read from package metadata: importing tf2onnx imports TensorFlow."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tf2onnx")
+    except PackageNotFoundError:
+        require("tf2onnx")  # raises MissingRuntimeError with the install hint
+        raise
 
 
 def check_onnx(path: Path) -> None:
