@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 
 from trt_equiv.backends.base import PRECISIONS
 from trt_equiv.errors import MissingRuntimeError, TrtEquivError
@@ -54,6 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
     build.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
     build.set_defaults(func=cmd_build)
+
+    bench = sub.add_parser("bench", help="throughput and latency per backend × precision × batch size")
+    bench.add_argument("--model", help="SavedModel directory (default: the bundled model)")
+    bench.add_argument("--data", help=".npz with x float32 (N,H,W,C) (default: bundled)")
+    bench.add_argument("--backends", default="savedmodel,onnxruntime,tensorrt,cpp", help="comma list")
+    bench.add_argument("--precisions", default="fp32,fp16,int8", help=f"comma list of {','.join(PRECISIONS)}")
+    bench.add_argument("--batch-sizes", default="1,8,16,32", help="comma list (default 1,8,16,32)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed calls before timing (default 3)")
+    bench.add_argument("--rounds", type=int, default=20, help="timed calls per batch size (default 20)")
+    bench.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
+    bench.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
+    bench.add_argument("--json", metavar="FILE", help="write the rows as JSON (readable by `trt-equiv report`)")
+    bench.add_argument("--report", metavar="DIR", help="write report.md/report.html with plots into DIR")
+    bench.set_defaults(func=cmd_bench)
+
+    report = sub.add_parser("report", help="Markdown + HTML report from benchmark and equivalence JSON")
+    report.add_argument("--benchmark-json", required=True, help="pytest --benchmark-json file or bench --json")
+    report.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    report.set_defaults(func=cmd_report)
     return parser
 
 
@@ -61,7 +83,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from trt_equiv.check import run_check
     from trt_equiv.compare import TolerancePolicy
     from trt_equiv.pipeline import DEFAULT_CANDIDATES, Pipeline, parse_batch_sizes, parse_list
-    from trt_equiv.report import format_table, write_check_report
+    from trt_equiv.report import format_table, write_report
 
     explicit_backends = args.backends is not None
     backends = parse_list(args.backends, DEFAULT_CANDIDATES, "--backends") if explicit_backends else DEFAULT_CANDIDATES
@@ -99,7 +121,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print()
         print(failure.report())
     if args.report:
-        for path in write_check_report(args.report, result.comparisons, result.skipped):
+        whole = {label: next(iter(by_batch.values())) for label, by_batch in result.outputs.items()}
+        for path in write_report(args.report, comparisons=result.comparisons, skipped=result.skipped, outputs=whole):
             print(f"wrote {path}")
     n_fail = len(result.failures)
     print()
@@ -131,6 +154,72 @@ def cmd_build(args: argparse.Namespace) -> int:
         status = "hit" if cached.hit else "built"
         build_s = "-" if cached.hit else f"{cached.build_seconds:.1f}"
         print(f"{precision:<12} {cached.size_bytes:>12,}  {status:<5}  {build_s:>7}  {cached.path}")
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from trt_equiv.bench import artefact_size, backend_artefact, measure, timed
+    from trt_equiv.pipeline import BACKENDS, Pipeline, parse_batch_sizes, parse_list
+    from trt_equiv.progress import note
+    from trt_equiv.report import BenchRow, throughput_markdown, write_report
+
+    if args.rounds < 1 or args.warmup < 0:
+        raise TrtEquivError(f"--rounds/--warmup: expected rounds >= 1 and warmup >= 0, got {args.rounds}/{args.warmup}")
+    backends = parse_list(args.backends, BACKENDS, "--backends")
+    precisions = parse_list(args.precisions, PRECISIONS, "--precisions")
+    batch_sizes = [b for b in parse_batch_sizes(args.batch_sizes) if b is not None]
+    pipeline = Pipeline.create(args.model, args.data, calibration=args.calibration, cache_dir=args.cache_dir)
+    assert pipeline.data is not None
+    pairs = [("savedmodel", "fp32")] if "savedmodel" in backends else []
+    pairs += [(b, p) for b in backends if b != "savedmodel" for p in precisions]
+    rows: list[BenchRow] = []
+    for name, precision in pairs:
+        reason = Pipeline.unavailable_reason(name, precision)
+        if reason:
+            print(f"not run: {name}-{precision}: {reason}")
+            continue
+        backend = pipeline.open_backend(name, precision)
+        _, load_s = timed(backend.open)
+        with backend:
+            for batch in batch_sizes:
+                note(f"benchmarking {backend.label} batch {batch}")
+                x = pipeline.data.x[:batch]
+                if len(x) < batch:  # small data set: tile it up to the batch size
+                    x = np.resize(pipeline.data.x, (batch, *pipeline.data.x.shape[1:]))
+                s = measure(lambda x=x, b=backend: b.infer(x), batch, warmup=args.warmup, rounds=args.rounds,
+                            device_time=lambda b=backend: b.last_device_time_s)  # fmt: skip
+                rows.append(BenchRow(name, precision, batch, s.samples_per_s, s.median_s, s.p99_s, s.cv,
+                                     s.device_median_s, load_s, artefact_size(backend_artefact(backend))))  # fmt: skip
+    if not rows:
+        raise TrtEquivError("bench: expected at least one backend that can run here, got none")
+    print(throughput_markdown(rows))
+    if args.json:
+        payload = {"benchmarks": [{"extra_info": vars(r) | {"median_s": r.median_s}} for r in rows]}
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.json}")
+    if args.report:
+        for path in write_report(args.report, bench=rows):
+            print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import json
+
+    from trt_equiv.report import bench_rows_from_json, write_report
+
+    path = Path(args.benchmark_json)
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TrtEquivError(f"--benchmark-json: expected a readable JSON file, got {path} ({exc})") from exc
+    rows = bench_rows_from_json(payload)
+    if not rows:
+        raise TrtEquivError(f"--benchmark-json: expected benchmark rows with backend/batch_size, got none in {path}")
+    for written in write_report(args.out, bench=rows):
+        print(f"wrote {written}")
     return EXIT_OK
 
 
