@@ -16,6 +16,7 @@ from trt_equiv.backends.savedmodel import check_savedmodel_dir
 from trt_equiv.cache_dir import content_hash, resolve_cache_dir
 from trt_equiv.errors import ConversionError
 from trt_equiv.locking import build_once
+from trt_equiv.progress import step
 from trt_equiv.runtime import require
 
 DEFAULT_OPSET = 17
@@ -43,7 +44,8 @@ def savedmodel_to_onnx(
             "--output", str(tmp),
         ]  # fmt: skip
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+            with step(f"converting {model_dir} to ONNX (tf2onnx, opset {opset})"):
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired as exc:
             raise ConversionError(f"tf2onnx: conversion of {model_dir} did not finish in {timeout_s:.0f} s") from exc
         if proc.returncode != 0 or not tmp.is_file():

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from trt_equiv.convert.qdq import validate_qdq
 from trt_equiv.data import CALIBRATION_BATCH, CALIBRATION_SAMPLES, Dataset
 from trt_equiv.errors import ConversionError, InputValidationError
 from trt_equiv.locking import build_once
+from trt_equiv.progress import step
 from trt_equiv.runtime import is_available, require
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -144,7 +146,8 @@ def int8_qdq_onnx(
     settings = [method, f"bins={HISTOGRAM_BINS}", f"qbins={QUANTIZED_BINS}", f"pct={PERCENTILE}", f"batch={batch_size}"]
     calib_key = content_hash([fp32_onnx], extra=[*settings, _array_hash(calib.x)])
     ranges = root / "calibration" / f"{calib_key}.json"
-    calibrated = build_once(ranges, lambda tmp: _calibrate(fp32_onnx, calib, method, batch_size, tmp))
+    with step(f"int8 calibration ({method}, {len(calib)} samples)") if not ranges.exists() else nullcontext():
+        calibrated = build_once(ranges, lambda tmp: _calibrate(fp32_onnx, calib, method, batch_size, tmp))
     key = content_hash([fp32_onnx, ranges], extra=["int8-qdq", f"symmetric={symmetric_activations}"])
     target = root / key / "model.int8.qdq.onnx"
     built = build_once(target, lambda tmp: _quantize(fp32_onnx, ranges, method, symmetric_activations, tmp))
