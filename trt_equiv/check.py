@@ -60,7 +60,7 @@ def run_check(
     labels = list(result.outputs)
     links = chain_links(labels)
     for batch in batch_sizes:
-        outputs = {label: by_batch.get(batch, by_batch.get(None)) for label, by_batch in result.outputs.items()}
+        outputs = {label: _at_batch(by_batch, batch) for label, by_batch in result.outputs.items()}
         batch_results = []
         for label in labels[1:]:
             batch_results.append(
@@ -76,3 +76,8 @@ def run_check(
         assign_blame(batch_results, links)
         result.comparisons.extend(batch_results)
     return result
+
+
+def _at_batch(by_batch: dict[int | None, np.ndarray], batch: int | None) -> np.ndarray:
+    """Outputs computed at ``batch``; the SavedModel reference is computed once, over the whole set."""
+    return by_batch[batch] if batch in by_batch else by_batch[None]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -188,8 +189,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 x = pipeline.data.x[:batch]
                 if len(x) < batch:  # small data set: tile it up to the batch size
                     x = np.resize(pipeline.data.x, (batch, *pipeline.data.x.shape[1:]))
-                s = measure(lambda x=x, b=backend: b.infer(x), batch, warmup=args.warmup, rounds=args.rounds,
-                            device_time=lambda b=backend: b.last_device_time_s)  # fmt: skip
+                s = measure(partial(backend.infer, x), batch, warmup=args.warmup, rounds=args.rounds,
+                            device_time=partial(getattr, backend, "last_device_time_s"))  # fmt: skip
                 rows.append(BenchRow(name, precision, batch, s.samples_per_s, s.median_s, s.p99_s, s.cv,
                                      s.device_median_s, load_s, artefact_size(backend_artefact(backend))))  # fmt: skip
     if not rows:

@@ -86,8 +86,10 @@ def save_npz(path: str | Path, data: Dataset) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    arrays = {"x": data.x} if data.y is None else {"x": data.x, "y": data.y}
-    np.savez_compressed(tmp, **arrays)
+    if data.y is None:
+        np.savez_compressed(tmp, x=data.x)
+    else:
+        np.savez_compressed(tmp, x=data.x, y=data.y)
     tmp.replace(path)
 
 

@@ -153,7 +153,7 @@ class Pipeline:
         """The TensorRT engine for ``precision``: the user's (checked first), or built from the ONNX and cached."""
         return self.cached_engine(precision).path
 
-    def cached_engine(self, precision: str = "fp32"):  # type: ignore[no-untyped-def]
+    def cached_engine(self, precision: str = "fp32"):
         """``CachedEngine`` (path, metadata, hit) for ``precision``; fp16/int8 precision lives in the ONNX."""
         if precision not in self._engines:
             from trt_equiv.trt.build import Profile

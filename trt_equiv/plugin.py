@@ -124,7 +124,7 @@ def trt_equiv_pipeline(pytestconfig: pytest.Config) -> Pipeline:
 
 
 @pytest.fixture(scope="session")
-def trt_equiv_data(trt_equiv_pipeline: Pipeline):  # type: ignore[no-untyped-def]
+def trt_equiv_data(trt_equiv_pipeline: Pipeline):
     return trt_equiv_pipeline.data
 
 
@@ -137,7 +137,7 @@ def reference_outputs(trt_equiv_pipeline: Pipeline) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def tolerance_policy(pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
+def tolerance_policy(pytestconfig: pytest.Config):
     from trt_equiv.compare import TolerancePolicy
 
     return TolerancePolicy().with_overrides(list(pytestconfig.stash[OPTIONS_KEY].tolerances))
@@ -157,4 +157,4 @@ def backend(request: pytest.FixtureRequest, trt_equiv_pipeline: Pipeline) -> Ite
 
 @pytest.fixture
 def batch_size(request: pytest.FixtureRequest) -> int | None:
-    return request.param  # type: ignore[no-any-return]
+    return request.param

@@ -198,7 +198,7 @@ def plot_errors(outputs: dict[str, np.ndarray], reference: str, path: Path) -> P
     return path
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot():
     matplotlib = require("matplotlib")
     matplotlib.use("Agg")  # files only; never a window
     return require("matplotlib.pyplot")

@@ -67,6 +67,7 @@ class SavedModelBackend(Backend):
         self._tf = tf
 
     def _infer_impl(self, x: np.ndarray) -> np.ndarray:
+        assert self.input_name is not None and self.output_name is not None  # set by _open_impl
         out = self._fn(**{self.input_name: self._tf.constant(x)})[self.output_name]
         return np.asarray(out.numpy(), dtype=np.float32)
 

@@ -164,7 +164,7 @@ def _array_hash(x: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(x).tobytes() + str(x.shape).encode()).hexdigest()
 
 
-def _ort_method(method: str):  # type: ignore[no-untyped-def]
+def _ort_method(method: str):
     quant = require("onnxruntime.quantization")
     return {
         "minmax": quant.CalibrationMethod.MinMax,

@@ -52,7 +52,7 @@ def inspect_qdq(path: str | Path, *, require_per_channel: bool = True) -> QdqRep
             consumers.setdefault(i, []).append(n)
     report = QdqReport()
 
-    def tensor(name: str):  # type: ignore[no-untyped-def]
+    def tensor(name: str):
         proto = inits.get(name) or consts.get(name)
         return None if proto is None else (proto, numpy_helper.to_array(proto))
 
@@ -120,6 +120,6 @@ def inspect_qdq(path: str | Path, *, require_per_channel: bool = True) -> QdqRep
     for node in graph.node:
         if node.op_type in ("Conv", "Gemm", "MatMul"):
             fed = [producers.get(i) for i in node.input[:2]]
-            if not all(p is not None and p.op_type == "DequantizeLinear" for p in fed):  # type: ignore[union-attr]
+            if not all(p is not None and p.op_type == "DequantizeLinear" for p in fed):
                 report.unquantized.append(f"{node.op_type}:{node.name}")
     return report
