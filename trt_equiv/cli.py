@@ -73,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--report", metavar="DIR", help="write report.md/report.html with plots into DIR")
     bench.set_defaults(func=cmd_bench)
 
+    runner = sub.add_parser("build-runner", help="build the C++ runner (cpp/) with CMake")
+    runner.add_argument(
+        "--build-dir", help="build directory (default: <cache>/runner/build, where the cpp backend looks)"
+    )
+    runner.add_argument("--tensorrt-root", help="TensorRT prefix with include/NvInfer.h and lib/libnvinfer")
+    runner.add_argument("--cuda-root", help="CUDA toolkit prefix (default: found by CMake)")
+    runner.add_argument("--build-type", default="Release", choices=("Release", "Debug", "RelWithDebInfo"))
+    runner.add_argument(
+        "--require-tensorrt",
+        action="store_true",
+        help="fail instead of building only the TensorRT-free core when TensorRT is not found",
+    )
+    runner.set_defaults(func=cmd_build_runner)
+
     report = sub.add_parser("report", help="Markdown + HTML report from benchmark and equivalence JSON")
     report.add_argument("--benchmark-json", required=True, help="pytest --benchmark-json file or bench --json")
     report.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -203,6 +217,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.report:
         for path in write_report(args.report, bench=rows):
             print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_build_runner(args: argparse.Namespace) -> int:
+    from trt_equiv.progress import step
+    from trt_equiv.runner_build import build_runner
+
+    with step("building the C++ runner (cmake)"):
+        build = build_runner(
+            Path(args.build_dir) if args.build_dir else None, tensorrt_root=args.tensorrt_root,
+            cuda_root=args.cuda_root, build_type=args.build_type, require_tensorrt=args.require_tensorrt,
+        )  # fmt: skip
+    print(f"build directory: {build.build_dir}")
+    print(f"core tests:      {build.core_tests}")
+    print(f"CPU test runner: {build.cpu_runner}")
+    if build.tensorrt_built:
+        print(f"TensorRT runner: {build.tensorrt_runner} (TensorRT {build.tensorrt_version})")
+    else:
+        print(f"TensorRT runner: not built — {build.tensorrt_reason}")
     return EXIT_OK
 
 
