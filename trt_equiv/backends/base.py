@@ -52,10 +52,26 @@ def validate_batch(x: object, sample_shape: Sequence[int | None] | None, *, wher
         raise InputValidationError(f"{where}: expected a batch (rank >= 1), got a scalar")
     if x.shape[0] == 0:
         raise InputValidationError(f"{where}: expected at least one sample, got an empty batch {x.shape}")
-    bad = int(np.count_nonzero(~np.isfinite(x)))
-    if bad:
-        warnings.warn(f"{where}: input contains {bad} NaN/Inf values; running anyway", NaNInputWarning, stacklevel=3)
     return np.ascontiguousarray(x)
+
+
+def report_nonfinite_input(x: np.ndarray, out: np.ndarray, *, where: str) -> None:
+    """Warn when NaN/Inf inputs reached the outputs (NaN input is allowed, and reported).
+
+    The input is scanned only when the (small) output has non-finite values: a full scan of every input
+    batch costs about 3 % of an ONNX Runtime call at batch 32, more than the harness's 2 % budget, and a
+    non-finite value that never reaches an output cannot change an equivalence verdict.
+    """
+    if np.isfinite(out).all():
+        return
+    bad_in = int(np.count_nonzero(~np.isfinite(x)))
+    bad_out = int(np.count_nonzero(~np.isfinite(out)))
+    if bad_in:
+        warnings.warn(
+            f"{where}: input contains {bad_in} NaN/Inf values ({bad_out} non-finite outputs); running anyway",
+            NaNInputWarning,
+            stacklevel=3,
+        )
 
 
 def _fmt_shape(shape: Sequence[int | None]) -> str:
@@ -115,6 +131,7 @@ class Backend(ABC):
                 )
             outs.append(out)
         result = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
+        report_nonfinite_input(x, result, where=self.label)
         return result.astype(np.float32, copy=False)
 
     @abstractmethod
