@@ -72,3 +72,12 @@ def test_fixtures_give_a_pipeline_and_policy(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("--trt-equiv-tolerance", "fp16.max_abs=0.25", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_savedmodel_is_parametrized_once_in_fp32(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_pair(backend):\n    pass\n")
+    result = pytester.runpytest(
+        "--collect-only", "-q", "--trt-equiv-backends", "savedmodel,onnxruntime", "--trt-equiv-precisions", "fp32,fp16"
+    )
+    result.stdout.fnmatch_lines(["*savedmodel-fp32*", "*onnxruntime-fp16*", "3 tests collected*"])
+    assert "savedmodel-fp16" not in result.stdout.str()

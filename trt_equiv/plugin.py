@@ -99,14 +99,30 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[OPTIONS_KEY] = options
 
 
+def backend_params(pairs: list[tuple[str, str]]) -> list[pytest.ParameterSet]:
+    """(backend, precision) pairs as parameters with ids and the markers their hardware needs.
+
+    The SavedModel runs in fp32 only, so it contributes one parameter whatever the precisions are.
+    """
+    unique = dict.fromkeys((b, "fp32" if b == "savedmodel" else p) for b, p in pairs)
+    return [
+        pytest.param((b, p), id=f"{b}-{p}", marks=[getattr(pytest.mark, m) for m in _BACKEND_MARKS.get(b, ())])
+        for b, p in unique
+    ]
+
+
+def open_or_skip(pipeline: Pipeline, name: str, precision: str) -> Backend:
+    """A configured backend for the pair, or a skip naming the missing runtime or device."""
+    reason = Pipeline.unavailable_reason(name, precision)
+    if reason:
+        pytest.skip(f"{name}-{precision}: {reason}")
+    return pipeline.open_backend(name, precision)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     options = metafunc.config.stash[OPTIONS_KEY]
     if "backend" in metafunc.fixturenames:
-        params = [
-            pytest.param((b, p), id=f"{b}-{p}", marks=[getattr(pytest.mark, m) for m in _BACKEND_MARKS.get(b, ())])
-            for b in options.backends
-            for p in options.precisions
-        ]
+        params = backend_params([(b, p) for b in options.backends for p in options.precisions])
         metafunc.parametrize("backend", params, indirect=True, scope="session")
     if "batch_size" in metafunc.fixturenames:
         ids = [f"b{b}" if b is not None else "ball" for b in options.batch_sizes]
@@ -146,11 +162,7 @@ def tolerance_policy(pytestconfig: pytest.Config):
 @pytest.fixture(scope="session")
 def backend(request: pytest.FixtureRequest, trt_equiv_pipeline: Pipeline) -> Iterator[Backend]:
     """An opened candidate backend; skipped, with the missing runtime or device named, where it cannot run."""
-    name, precision = request.param
-    reason = Pipeline.unavailable_reason(name, precision)
-    if reason:
-        pytest.skip(f"{name}-{precision}: {reason}")
-    runner = trt_equiv_pipeline.open_backend(name, precision).open()
+    runner = open_or_skip(trt_equiv_pipeline, *request.param).open()
     yield runner
     runner.close()
 

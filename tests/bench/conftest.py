@@ -15,7 +15,7 @@ import pytest
 from trt_equiv.backends.base import Backend
 from trt_equiv.bench import artefact_size, backend_artefact, timed
 from trt_equiv.pipeline import Pipeline
-from trt_equiv.plugin import _BACKEND_MARKS, OPTIONS_KEY
+from trt_equiv.plugin import OPTIONS_KEY, backend_params, open_or_skip
 from trt_equiv.runtime import cuda_device, is_available, require
 
 #: batch sizes benchmarked: DESIGN's set; 32 is also the default engine profile maximum
@@ -32,29 +32,15 @@ class OpenedBackend:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "bench_backend" in metafunc.fixturenames:
         options = metafunc.config.stash[OPTIONS_KEY]
-        pairs = [("savedmodel", "fp32")] + [
-            (b, p) for b in options.backends if b != "savedmodel" for p in options.precisions
-        ]
-        params = [
-            pytest.param(
-                pair,
-                id=f"{pair[0]}-{pair[1]}",
-                marks=[getattr(pytest.mark, m) for m in _BACKEND_MARKS.get(pair[0], ())],
-            )
-            for pair in pairs
-        ]
-        metafunc.parametrize("bench_backend", params, indirect=True, scope="session")
+        pairs = [("savedmodel", "fp32")] + [(b, p) for b in options.backends for p in options.precisions]
+        metafunc.parametrize("bench_backend", backend_params(pairs), indirect=True, scope="session")
     if "bench_batch" in metafunc.fixturenames:
         metafunc.parametrize("bench_batch", BENCH_BATCH_SIZES, ids=[f"b{b}" for b in BENCH_BATCH_SIZES])
 
 
 @pytest.fixture(scope="session")
 def bench_backend(request: pytest.FixtureRequest, trt_equiv_pipeline: Pipeline) -> Iterator[OpenedBackend]:
-    name, precision = request.param
-    reason = Pipeline.unavailable_reason(name, precision)
-    if reason:
-        pytest.skip(f"{name}-{precision}: {reason}")
-    backend = trt_equiv_pipeline.open_backend(name, precision)  # converts / builds the artefact first
+    backend = open_or_skip(trt_equiv_pipeline, *request.param)  # converts / builds the artefact first
     _, load_s = timed(backend.open)  # load time alone: the artefact already exists
     yield OpenedBackend(backend, load_s, artefact_size(backend_artefact(backend)))
     backend.close()
