@@ -115,3 +115,15 @@ def test_nan_that_never_reaches_an_output_is_not_scanned_for() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", NaNInputWarning)
         assert np.isfinite(Clamp().infer(x)).all()
+
+
+def test_device_time_is_summed_over_chunks() -> None:
+    class Timed(AffineBackend):
+        def _infer_impl(self, x: np.ndarray) -> np.ndarray:
+            self.last_device_time_s = 0.5 * len(x)
+            return super()._infer_impl(x)
+
+    backend = Timed(max_batch=4)
+    backend.infer(batch(10))  # chunks of 4, 4, 2
+    assert backend.last_device_time_s == pytest.approx(5.0)
+    assert AffineBackend().infer(batch(2)) is not None and AffineBackend().last_device_time_s is None

@@ -105,3 +105,70 @@ def test_argparse_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["check", "--no-such-flag"])
     assert info.value.code == 2
+
+
+def test_runner_that_drops_rows_fails_with_blame_not_usage(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "100 samples, batch 32 → 96 processed": a failed equivalence (exit 1) blamed on the stage."""
+    from trt_equiv.backends.onnxruntime import OnnxRuntimeBackend
+
+    original = OnnxRuntimeBackend._infer_impl
+    monkeypatch.setattr(OnnxRuntimeBackend, "_infer_impl", lambda self, x: original(self, x)[:-1])
+    code, out, _ = run(capsys, "--backends", "onnxruntime", "--precisions", "fp32,fp16",
+                       cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 1
+    assert "onnxruntime-fp32 produced no outputs" in out and "returned 31 rows for a batch of 32" in out
+    assert "blamed stage: conversion (tf2onnx)" in out and "blamed stage: precision recipe (fp16)" in out
+
+
+def test_reference_at_chance_level_fails(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """ "accuracy 0.1000 at every precision": identical answers prove nothing when the reference is at chance."""
+    import numpy as np
+
+    from trt_equiv.data import Dataset, load_npz, save_npz
+
+    data = load_npz(BUNDLED_TEST)
+    assert data.y is not None
+    shuffled = tmp_path / "shuffled_labels.npz"
+    save_npz(shuffled, Dataset(data.x, np.random.default_rng(0).permutation(data.y)))
+    code, out, _ = run(capsys, "--model", str(BUNDLED_MODEL), "--data", str(shuffled), "--backends", "onnxruntime",
+                       "--precisions", "fp32", cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 1
+    assert "is at chance level for 10 classes" in out
+
+
+def test_nothing_runnable_is_a_missing_prerequisite(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Pipeline, "unavailable_reason", staticmethod(lambda backend, precision="fp32": "no GPU"))
+    code, _, err = run(capsys, cache=trt_equiv_pipeline.cache_dir)
+    assert code == 2 and "no candidate backend can run here" in err
+
+
+def test_unwritable_report_dir_is_exit_2(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code, _, err = run(capsys, "--backends", "onnxruntime", "--precisions", "fp32", "--report", str(blocker),
+                       cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 2 and "FileExistsError" in err
+
+
+def test_calibration_with_wrong_sample_shape_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from trt_equiv.data import Dataset, save_npz
+
+    calib = tmp_path / "calib28.npz"
+    save_npz(calib, Dataset(np.random.default_rng(0).random((64, 28, 28, 3), dtype=np.float32)))
+    code, _, err = run(capsys, "--model", str(BUNDLED_MODEL), "--data", str(BUNDLED_TEST), "--backends",
+                       "onnxruntime", "--precisions", "int8", "--calibration", str(calib),
+                       cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 2
+    assert "expected samples shaped (32, 32, 3) like the model input, got (28, 28, 3)" in err

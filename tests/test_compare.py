@@ -133,8 +133,10 @@ def test_comparison_is_truthy_and_prints_a_row(probs: np.ndarray) -> None:
         ("tensorrt-fp32-strict", "onnxruntime-fp32", "fp32"),
         ("tensorrt-fp16", "onnxruntime-fp16", "fp16@same"),
         ("tensorrt-int8", "savedmodel-fp32", "int8"),
-        ("cpp-int8", "tensorrt-int8", "int8@same"),
-        ("cpp-fp32", "tensorrt-fp32", "fp32@same"),
+        ("cpp-int8", "tensorrt-int8", "cpp@same"),
+        ("cpp-fp32", "tensorrt-fp32", "cpp@same"),
+        ("cpp-fp16", "onnxruntime-fp16", "fp16@same"),
+        ("tensorrt-fp32", "onnxruntime-fp32", "tf32"),
     ],
 )
 def test_policy_key_per_link(candidate: str, reference: str, key: str) -> None:
@@ -198,3 +200,13 @@ def test_blame_goes_to_the_most_upstream_failing_link(probs: np.ndarray) -> None
     assign_blame(results, links)
     assert [r.stage for r in results[:2]] == ["conversion (tf2onnx)", "conversion (tf2onnx)"]
     assert results[2]  # the recipe link itself is fine
+
+
+def test_tensorrt_candidates_bring_their_onnxruntime_stages() -> None:
+    """With --backends tensorrt,cpp a broken recipe must still be blamed on the recipe, not the engine."""
+    from trt_equiv.check import _with_upstream_stages
+
+    pairs = _with_upstream_stages([("tensorrt", "fp16"), ("cpp", "fp32-strict")])
+    assert pairs == [("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("tensorrt", "fp16"), ("cpp", "fp32-strict")]
+    links = chain_links([f"{b}-{p}" for b, p in [("savedmodel", "fp32"), *pairs]])
+    assert ("onnxruntime-fp16", "tensorrt-fp16") in links and ("onnxruntime-fp32", "onnxruntime-fp16") in links

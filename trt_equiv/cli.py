@@ -109,6 +109,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         precisions = ("fp32",)
     else:
         precisions = ("fp32", "fp16", "int8") if (not user_model or args.calibration) else ("fp32", "fp16")
+
     if args.engine:
         if len(precisions) != 1:
             raise TrtEquivError(f"--engine: expected the engine's one precision in --precisions, got {precisions}")
@@ -120,6 +121,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         args.model, args.data, calibration=args.calibration, cache_dir=args.cache_dir, onnx=args.onnx,
         engine=args.engine, calibration_method=args.calibration_method,
     )  # fmt: skip
+    if user_model and args.precisions is None and not args.engine and not args.calibration:
+        print("not run: int8: needs --calibration FILE.npz for a user's model (never the test data)")
     candidates = [(b, p) for b in backends for p in precisions]
     if args.engine:  # a corrupt, truncated or mismatched engine is refused before anything runs
         pipeline.cached_engine(precisions[0])
@@ -264,6 +267,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except TrtEquivError as exc:
         print(f"trt-equiv: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, KeyError, ValueError) as exc:  # a file that cannot be written, a malformed input file
+        print(f"trt-equiv: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # never let a crash exit 1, which scripts read as "not equivalent"
+        import traceback
+
+        traceback.print_exc()
+        print(f"trt-equiv: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 

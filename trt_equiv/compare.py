@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trt_equiv.backends.base import onnx_precision
 from trt_equiv.errors import InputValidationError
 
 # --------------------------------------------------------------------------------------------- metrics
@@ -165,7 +166,14 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "fp32@same": Tolerance(max_abs=5e-3, rel_l2=5e-3, min_cosine=0.9999, top1_agreement=0.995),
     "fp16@same": Tolerance(max_abs=1e-2, rel_l2=5e-3, min_cosine=0.999, top1_agreement=0.99),
     "int8@same": Tolerance(max_abs=0.2, rel_l2=0.1, min_cosine=0.97, top1_agreement=0.98),
+    # C++ vs Python runner on one engine: bit-identical at equal batch shapes; the C++ runner batches at the
+    # profile maximum while callers may not, and another batch shape can pick another kernel (seen up to
+    # ~1e-5 in fp32 and ~2e-3 in fp16 for such kernels). One near-tie flip in 360 is tolerated.
+    "cpp@same": Tolerance(max_abs=2e-3, rel_l2=1e-3, min_cosine=0.9999, top1_agreement=0.997),
 }  # fmt: skip
+
+#: the label of the reference every candidate is compared with
+REFERENCE_LABEL = "savedmodel-fp32"
 
 
 @dataclass(frozen=True)
@@ -180,17 +188,17 @@ class TolerancePolicy:
 
         A reduced-precision candidate against a reference of the same recipe is an ``@same`` link; against
         an fp32 reference it is task-level. TensorRT "fp32" may use TF32 ("fp32-strict" may not). The C++
-        runner against the Python runner on the same engine is an ``@same`` link at every precision.
+        runner against the Python runner on the same engine is ``cpp@same``, near-exact, at every precision.
         """
         cand_backend, _, cand_prec = candidate_label.partition("-")
         ref_backend, _, ref_prec = reference_label.partition("-")
         strict = cand_prec == "fp32-strict"
-        cand = "fp32" if strict or not cand_prec else cand_prec
-        ref = "fp32" if ref_prec in ("", "fp32-strict") else ref_prec
+        cand = onnx_precision(cand_prec or "fp32")
+        ref = onnx_precision(ref_prec or "fp32")
+        if cand_backend == "cpp" and ref_backend == "tensorrt" and cand == ref:
+            return "cpp@same"  # one engine, two runners: only batch-shape kernel choices may differ
         if cand != "fp32":
             return f"{cand}@same" if ref == cand else cand
-        if cand_backend == "cpp" and ref_backend == "tensorrt":
-            return "fp32@same"
         if cand_backend in ("tensorrt", "cpp") and not strict:
             return "tf32"
         return "fp32"
@@ -405,6 +413,9 @@ def _violations(m: Metrics, tol: Tolerance) -> list[str]:
     out = []
     if m.nonfinite:
         out.append(f"candidate contains {m.nonfinite} NaN/Inf values")
+    if m.accuracy_reference is not None and m.classes and m.accuracy_reference <= 1.5 / m.classes:
+        # "accuracy 0.1000 at every precision": equal answers prove nothing when the reference is at chance
+        out.append(f"reference accuracy {m.accuracy_reference:.4f} is at chance level for {m.classes} classes")
     values = _bound_values(m)
     for name, bound in tol.bounds().items():
         value = values[name]
@@ -451,10 +462,9 @@ def chain_links(labels: Sequence[str]) -> list[tuple[str, str]]:
         if backend == "onnxruntime":
             upstream = ["savedmodel-fp32"] if prec.startswith("fp32") else ["onnxruntime-fp32", "savedmodel-fp32"]
         elif backend == "tensorrt":
-            base = "fp32" if prec == "fp32-strict" else prec
-            upstream = [f"onnxruntime-{base}", "onnxruntime-fp32", "savedmodel-fp32"]
+            upstream = [f"onnxruntime-{onnx_precision(prec)}", "onnxruntime-fp32", "savedmodel-fp32"]
         elif backend == "cpp":
-            upstream = [f"tensorrt-{prec}", f"onnxruntime-{prec}", "savedmodel-fp32"]
+            upstream = [f"tensorrt-{prec}", f"onnxruntime-{onnx_precision(prec)}", "savedmodel-fp32"]
         else:
             upstream = ["savedmodel-fp32"]
         ref = next((u for u in upstream if u in present and u != label), None)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from trt_equiv.backends.base import PRECISIONS, Backend
+from trt_equiv.backends.base import PRECISIONS, Backend, onnx_precision
 from trt_equiv.backends.savedmodel import check_savedmodel_dir
 from trt_equiv.cache_dir import resolve_cache_dir
 from trt_equiv.data import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_TEST, Dataset, load_npz
 from trt_equiv.errors import EngineError, InputValidationError, ModelLoadError, TrtEquivError
-from trt_equiv.runtime import is_available, tensorrt_execution_unavailable_reason
+from trt_equiv.runtime import INSTALL_HINTS, is_available, tensorrt_execution_unavailable_reason
 
 BACKENDS = ("savedmodel", "onnxruntime", "tensorrt", "cpp")
 #: what gets compared by default: every candidate runtime at the precisions it supports
@@ -119,7 +119,7 @@ class Pipeline:
     def onnx(self, precision: str = "fp32") -> Path:
         """The ONNX file for ``precision`` (converted / produced by recipe once, then cached)."""
         if precision not in self._onnx:
-            if precision in ("fp32", "fp32-strict"):
+            if onnx_precision(precision) == "fp32":
                 if self.onnx_override is not None:
                     path = self.onnx_override
                 else:
@@ -166,9 +166,8 @@ class Pipeline:
                     raise EngineError(f"--engine is not usable for this model and precision:\n{check}")
                 cached = CachedEngine(self.engine_override, check.metadata or {}, hit=True, build_seconds=0.0)
             else:
-                onnx_precision = "fp32" if precision == "fp32-strict" else precision
                 cached = EngineCache(self.cache_dir / "engines" if self.cache_dir else None).get(
-                    self.onnx(onnx_precision), recipe=precision, profiles=[Profile(*self.profile)]
+                    self.onnx(onnx_precision(precision)), recipe=precision, profiles=[Profile(*self.profile)]
                 )
             self._engines[precision] = cached
         return self._engines[precision]
@@ -176,7 +175,7 @@ class Pipeline:
     def _onnx_for_engine(self, precision: str) -> Path | None:
         """The ONNX a user's engine should have been built from, when we can produce it here."""
         try:
-            return self.onnx("fp32" if precision == "fp32-strict" else precision)
+            return self.onnx(onnx_precision(precision))
         except TrtEquivError:
             return None
 
@@ -188,12 +187,15 @@ class Pipeline:
         if backend not in BACKENDS:
             return f"unknown backend {backend!r}"
         if backend == "savedmodel":
-            return None if is_available("tensorflow") else "TensorFlow not installed (pip install tensorflow-cpu)"
+            return None if is_available("tensorflow") else f"TensorFlow not installed ({INSTALL_HINTS['tensorflow']})"
         if backend == "onnxruntime":
             missing = [m for m in ("onnxruntime", "onnx", "tf2onnx") if not is_available(m)]
             if precision == "fp16" and not is_available("onnxconverter_common"):
                 missing.append("onnxconverter_common")
-            return f"ONNX Runtime pipeline unavailable: {', '.join(missing)} not installed" if missing else None
+            hints = "; ".join(INSTALL_HINTS[m] for m in missing)
+            return (
+                f"ONNX Runtime pipeline unavailable: {', '.join(missing)} not installed ({hints})" if missing else None
+            )
         reason = tensorrt_execution_unavailable_reason()
         if reason or backend == "tensorrt":
             return reason
@@ -210,8 +212,8 @@ class Pipeline:
         if backend == "onnxruntime":
             from trt_equiv.backends.onnxruntime import OnnxRuntimeBackend
 
-            onnx_precision = "fp32" if precision == "fp32-strict" else precision
-            return OnnxRuntimeBackend(self.onnx(onnx_precision), precision=onnx_precision, **options)  # type: ignore[arg-type]
+            base = onnx_precision(precision)
+            return OnnxRuntimeBackend(self.onnx(base), precision=base, **options)  # type: ignore[arg-type]
         if backend == "tensorrt":
             from trt_equiv.backends.tensorrt import TensorRTBackend
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from trt_equiv.compare import Comparison
+from trt_equiv.bench import UNSTABLE_CV
+from trt_equiv.compare import REFERENCE_LABEL, Comparison
+from trt_equiv.errors import InputValidationError
 from trt_equiv.runtime import require
 
 COLUMNS = (
@@ -113,6 +115,8 @@ def bench_rows_from_json(payload: dict[str, Any]) -> list[BenchRow]:
         info = bench.get("extra_info", {})
         if "backend" not in info or "batch_size" not in info:
             continue
+        if "precision" not in info:
+            raise InputValidationError(f"benchmark {bench.get('name', '?')}: expected extra_info.precision, got {info}")
         stats = bench.get("stats") or {}
         median = info.get("median_s", stats.get("median"))
         if not median:
@@ -148,7 +152,7 @@ def throughput_markdown(rows: Sequence[BenchRow]) -> str:
         cells.append(_size(any_row.artefact_bytes))
         cells.append("-" if any_row.load_s is None else f"{any_row.load_s:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
-    unstable = [f"{r.label} b{r.batch_size} (cv {r.cv:.1%})" for r in rows if r.cv is not None and r.cv > 0.01]
+    unstable = [f"{r.label} b{r.batch_size} (cv {r.cv:.1%})" for r in rows if r.cv is not None and r.cv > UNSTABLE_CV]
     if unstable:
         lines += ["", "Unstable (coefficient of variation > 1 %): " + ", ".join(unstable)]
     return "\n".join(lines)
@@ -214,7 +218,7 @@ def write_report(
     skipped: Sequence[tuple[str, str]] = (),
     bench: Sequence[BenchRow] = (),
     outputs: dict[str, np.ndarray] | None = None,
-    reference: str = "savedmodel-fp32",
+    reference: str = REFERENCE_LABEL,
 ) -> list[Path]:
     """``report.md`` and a self-contained ``report.html`` (plots inlined), plus the plots as PNG files."""
     out = Path(directory)

@@ -43,6 +43,21 @@ TENSORRT_MODULES = ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings")
 RTX_MODULES = ("tensorrt_rtx", "tensorrt_rtx_bindings")
 
 
+def package_version(*distributions: str) -> str:
+    """Installed version of the first distribution found (e.g. "tensorflow", "tensorflow-cpu"), or "none".
+
+    Read from package metadata: cache keys need versions without importing heavy runtimes.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in distributions:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return "none"
+
+
 def is_available(module: str) -> bool:
     """True when ``module`` can be imported (found on the path; not imported)."""
     try:

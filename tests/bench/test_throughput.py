@@ -31,7 +31,7 @@ def test_throughput(benchmark, bench_backend: OpenedBackend, bench_batch: int, t
 
     benchmark.group = f"batch {bench_batch}"
     out = benchmark.pedantic(call, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1)
-    assert out.shape == (bench_batch, 10)  # a benchmark of a broken call would measure nothing
+    assert out.shape[0] == bench_batch  # a benchmark of a broken call would measure nothing
     benchmark.extra_info.update(
         backend=backend.name, precision=backend.precision, batch_size=bench_batch,
         load_s=bench_backend.load_s, artefact_bytes=bench_backend.artefact_bytes,

@@ -7,11 +7,11 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from trt_equiv.backends.base import Backend
-from trt_equiv.compare import chain_links
+from trt_equiv.backends.base import Backend, onnx_precision
+from trt_equiv.compare import REFERENCE_LABEL, chain_links
 from trt_equiv.pipeline import Pipeline
 
-REFERENCE = "savedmodel-fp32"
+REFERENCE = REFERENCE_LABEL
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +33,9 @@ def stage_outputs(trt_equiv_pipeline: Pipeline, reference_outputs: np.ndarray) -
 
 def upstream_of(backend: Backend) -> str:
     """The nearest upstream stage of ``backend`` in the blame chain that can run on this machine."""
-    candidates = [REFERENCE, "onnxruntime-fp32"]
-    base = "fp32" if backend.precision == "fp32-strict" else backend.precision
-    candidates.append(f"onnxruntime-{base}")
+    if backend.name == "savedmodel":
+        return REFERENCE  # the reference against a second run of itself: determinism
+    candidates = [REFERENCE, "onnxruntime-fp32", f"onnxruntime-{onnx_precision(backend.precision)}"]
     if backend.name == "cpp":
         candidates.append(f"tensorrt-{backend.precision}")
     runnable = [c for c in candidates if Pipeline.unavailable_reason(*c.split("-", 1)) is None]

@@ -21,6 +21,11 @@ from trt_equiv.errors import InputValidationError, TrtEquivError
 PRECISIONS = ("fp32", "fp32-strict", "fp16", "int8")
 
 
+def onnx_precision(precision: str) -> str:
+    """The ONNX recipe a precision runs from: "fp32-strict" differs from "fp32" only in TensorRT's TF32 flag."""
+    return "fp32" if precision == "fp32-strict" else precision
+
+
 class NaNInputWarning(UserWarning):
     """An input batch contains NaN or Inf; it is run anyway (a model may legitimately see it)."""
 
@@ -100,7 +105,7 @@ class Backend(ABC):
         self.max_batch = max_batch
         #: per-sample input shape (without batch); None entries are dynamic
         self.sample_shape: tuple[int | None, ...] | None = None
-        #: device-side execution time of the last chunk, when the runtime can measure it (CUDA events)
+        #: device-side execution time of the last ``infer`` call (all chunks), when the runtime measures it
         self.last_device_time_s: float | None = None
         self._opened = False
 
@@ -122,8 +127,12 @@ class Backend(ABC):
         x = validate_batch(x, self.sample_shape, where=self.label)
         n = x.shape[0]
         outs = []
+        device_total: float | None = None
         for start, stop in chunk_bounds(n, self.max_batch):
+            self.last_device_time_s = None
             out = np.asarray(self._infer_impl(x[start:stop]))
+            if self.last_device_time_s is not None:  # summed, so a split batch reports all of its chunks
+                device_total = (device_total or 0.0) + self.last_device_time_s
             if out.ndim < 1 or out.shape[0] != stop - start:
                 raise TrtEquivError(
                     f"{self.label}: returned {out.shape[0] if out.ndim else 0} rows for a batch of "
@@ -131,6 +140,7 @@ class Backend(ABC):
                 )
             outs.append(out)
         result = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
+        self.last_device_time_s = device_total
         report_nonfinite_input(x, result, where=self.label)
         return result.astype(np.float32, copy=False)
 

@@ -17,7 +17,7 @@ from trt_equiv.cache_dir import content_hash, resolve_cache_dir
 from trt_equiv.errors import ConversionError
 from trt_equiv.locking import build_once
 from trt_equiv.progress import step
-from trt_equiv.runtime import require
+from trt_equiv.runtime import package_version, require
 
 DEFAULT_OPSET = 17
 
@@ -32,7 +32,8 @@ def savedmodel_to_onnx(
 ) -> Path:
     """The fp32 ONNX file for ``model_dir``; converted on the first call, reused from the cache after."""
     model_dir = check_savedmodel_dir(model_dir)
-    key = content_hash([model_dir], extra=[f"tf2onnx={_tf2onnx_version()}", f"opset={opset}", signature])
+    tf = package_version("tensorflow", "tensorflow-cpu")  # the converter runs TensorFlow's graph tooling
+    key = content_hash([model_dir], extra=[f"tf2onnx={_tf2onnx_version()}", f"tf={tf}", f"opset={opset}", signature])
     target = resolve_cache_dir(cache_dir) / "onnx" / key / "model.onnx"
 
     def convert(tmp: Path) -> None:

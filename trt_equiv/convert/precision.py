@@ -24,7 +24,7 @@ from trt_equiv.data import CALIBRATION_BATCH, CALIBRATION_SAMPLES, Dataset
 from trt_equiv.errors import ConversionError, InputValidationError
 from trt_equiv.locking import build_once
 from trt_equiv.progress import step
-from trt_equiv.runtime import is_available, require
+from trt_equiv.runtime import is_available, package_version, require
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 FP16_METHODS = ("onnxconverter", "autocast")
@@ -64,7 +64,10 @@ def fp16_onnx(
     if method not in FP16_METHODS:
         raise InputValidationError(f"fp16 method: expected one of {FP16_METHODS}, got {method!r}")
     fp32_onnx = Path(fp32_onnx)
-    key = content_hash([fp32_onnx], extra=["fp16", method])
+    versions = (
+        f"onnxconverter-common={package_version('onnxconverter-common')},modelopt={package_version('nvidia-modelopt')}"
+    )
+    key = content_hash([fp32_onnx], extra=["fp16", method, versions])
     target = resolve_cache_dir(cache_dir) / "precision" / key / "model.fp16.onnx"
 
     def convert(tmp: Path) -> None:
@@ -78,7 +81,10 @@ def fp16_onnx(
         else:
             float16 = require("onnxconverter_common.float16")
             model = float16.convert_float_to_float16(onnx.load(str(fp32_onnx)), keep_io_types=True)
-        onnx.checker.check_model(model)
+        try:
+            onnx.checker.check_model(model)
+        except Exception as exc:  # onnx.checker.ValidationError
+            raise ConversionError(f"fp16 recipe ({method}) produced an invalid model from {fp32_onnx}: {exc}") from exc
         onnx.save(model, str(tmp))
 
     built = build_once(target, convert)
@@ -142,8 +148,16 @@ def int8_qdq_onnx(
     fp32_onnx = Path(fp32_onnx)
     calib = calibration.take(samples)
     check_calibration_data(calib)
+    _check_calibration_shape(fp32_onnx, calib)
     root = resolve_cache_dir(cache_dir) / "precision"
-    settings = [method, f"bins={HISTOGRAM_BINS}", f"qbins={QUANTIZED_BINS}", f"pct={PERCENTILE}", f"batch={batch_size}"]
+    settings = [
+        f"onnxruntime={package_version('onnxruntime', 'onnxruntime-gpu')}",
+        method,
+        f"bins={HISTOGRAM_BINS}",
+        f"qbins={QUANTIZED_BINS}",
+        f"pct={PERCENTILE}",
+        f"batch={batch_size}",
+    ]
     calib_key = content_hash([fp32_onnx], extra=[*settings, _array_hash(calib.x)])
     ranges = root / "calibration" / f"{calib_key}.json"
     with step(f"int8 calibration ({method}, {len(calib)} samples)") if not ranges.exists() else nullcontext():
@@ -156,6 +170,20 @@ def int8_qdq_onnx(
         target, "int8", method, kept_fp32=report.unquantized, cache_hit=not (built or calibrated),
         info={"calibration_cache": str(ranges), "calibration_samples": len(calib), "qdq_pairs": report.pairs},
     )  # fmt: skip
+
+
+def _check_calibration_shape(fp32_onnx: Path, data: Dataset) -> None:
+    """The calibration samples must fit the model's input (else ONNX Runtime fails mid-calibration)."""
+    onnx = require("onnx")
+    graph = onnx.load(str(fp32_onnx), load_external_data=False).graph
+    dims = graph.input[0].type.tensor_type.shape.dim[1:]
+    want = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+    got = tuple(data.x.shape[1:])
+    if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got, strict=False)):
+        shown = ", ".join("?" if w is None else str(w) for w in want)
+        raise InputValidationError(
+            f"calibration set {data.source}: expected samples shaped ({shown}) like the model input, got {got}"
+        )
 
 
 def _array_hash(x: np.ndarray) -> str:
@@ -221,8 +249,11 @@ def _calibrate(fp32_onnx: Path, data: Dataset, method: str, batch_size: int, out
             fp32_onnx, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
             calibrate_method=_ort_method(method), extra_options=extra,
         )  # fmt: skip
-        calibrator.collect_data(_Reader(input_name, data, batch_size))
-        tensors = calibrator.compute_data()
+        try:
+            calibrator.collect_data(_Reader(input_name, data, batch_size))
+            tensors = calibrator.compute_data()
+        except Exception as exc:  # ORT raises its own Fail/InvalidArgument types
+            raise ConversionError(f"onnxruntime calibration ({method}) failed on {fp32_onnx}: {exc}") from exc
         del calibrator
     # ORT's own calibration-cache format, which quantize_static(calibration_cache_path=...) reads back
     calibrate.save_tensors_data(tensors, out)
