@@ -20,12 +20,10 @@ from trt_equiv.errors import MissingRuntimeError, TrtEquivError
 EXIT_OK, EXIT_NOT_EQUIVALENT, EXIT_USAGE = 0, 1, 2
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse exits with 2 on usage errors already; keep the message on stderr and the code at 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="trt-equiv", description="Prove a TensorFlow model survives conversion to ONNX/TensorRT.")
+    parser = argparse.ArgumentParser(
+        prog="trt-equiv", description="Prove a TensorFlow model survives conversion to ONNX/TensorRT."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     check = sub.add_parser("check", help="compare every backend × precision with the SavedModel")

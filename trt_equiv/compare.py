@@ -267,10 +267,6 @@ class Comparison:
         return self.structural_error is None and not self.violations
 
     @property
-    def passed(self) -> bool:
-        return bool(self)
-
-    @property
     def verdict(self) -> str:
         return "PASS" if self else "FAIL"
 
