@@ -22,10 +22,11 @@ class AffineBackend(Backend):
     def _open_impl(self) -> None:
         self.sample_shape = (2, 3)
 
-    def _infer_impl(self, x: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs["x"]
         self.chunks.append(len(x))
         out = x.reshape(len(x), -1).sum(axis=1, keepdims=True) * 2.0 + 1.0
-        return out[:-1] if self.drop_last_row else out
+        return {"y": out[:-1] if self.drop_last_row else out}
 
 
 def batch(n: int) -> np.ndarray:

@@ -133,7 +133,7 @@ def test_reference_at_chance_level_fails(
     data = load_npz(BUNDLED_TEST)
     assert data.y is not None
     shuffled = tmp_path / "shuffled_labels.npz"
-    save_npz(shuffled, Dataset(data.x, np.random.default_rng(0).permutation(data.y)))
+    save_npz(shuffled, Dataset.single(data.x, np.random.default_rng(0).permutation(data.y)))
     code, out, _ = run(capsys, "--model", str(BUNDLED_MODEL), "--data", str(shuffled), "--backends", "onnxruntime",
                        "--precisions", "fp32", cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
     assert code == 1
@@ -166,7 +166,7 @@ def test_calibration_with_wrong_sample_shape_is_a_usage_error(
     from trt_equiv.data import Dataset, save_npz
 
     calib = tmp_path / "calib28.npz"
-    save_npz(calib, Dataset(np.random.default_rng(0).random((64, 28, 28, 3), dtype=np.float32)))
+    save_npz(calib, Dataset.single(np.random.default_rng(0).random((64, 28, 28, 3), dtype=np.float32)))
     code, _, err = run(capsys, "--model", str(BUNDLED_MODEL), "--data", str(BUNDLED_TEST), "--backends",
                        "onnxruntime", "--precisions", "int8", "--calibration", str(calib),
                        cache=trt_equiv_pipeline.cache_dir)  # fmt: skip

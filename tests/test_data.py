@@ -22,7 +22,7 @@ def test_bundled_splits_are_disjoint_and_large_enough() -> None:
 
 
 def test_round_trip(tmp_path: Path) -> None:
-    data = Dataset(np.random.default_rng(0).random((5, 4, 4, 3), dtype=np.float32), np.arange(5))
+    data = Dataset.single(np.random.default_rng(0).random((5, 4, 4, 3), dtype=np.float32), np.arange(5))
     save_npz(tmp_path / "d.npz", data)
     back = load_npz(tmp_path / "d.npz")
     np.testing.assert_array_equal(back.x, data.x)

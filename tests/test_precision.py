@@ -80,13 +80,13 @@ def test_entropy_uses_real_histograms(fp32: Path, calibration: Dataset, tmp_path
 
 @pytest.mark.parametrize("value", [0.0, 0.5], ids=["all-zeros", "constant"])
 def test_constant_calibration_is_refused(fp32: Path, tmp_path: Path, value: float) -> None:
-    constant = Dataset(np.full((64, 32, 32, 3), value, np.float32), None, "constant.npz")
+    constant = Dataset.single(np.full((64, 32, 32, 3), value, np.float32), None, "constant.npz")
     with pytest.raises(ConversionError, match="constant input"):
         int8_qdq_onnx(fp32, constant, cache_dir=tmp_path)
 
 
 def test_identical_calibration_samples_are_refused(fp32: Path, calibration: Dataset, tmp_path: Path) -> None:
-    same = Dataset(np.repeat(calibration.x[:1], 32, axis=0), None, "repeated.npz")
+    same = Dataset.single(np.repeat(calibration.x[:1], 32, axis=0), None, "repeated.npz")
     with pytest.raises(ConversionError, match="all 32 samples are identical"):
         int8_qdq_onnx(fp32, same, cache_dir=tmp_path)
 

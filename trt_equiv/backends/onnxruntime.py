@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: runs the fp32, fp16 and int8 Q/DQ ONNX files."""
+"""ONNX Runtime backend: runs the fp32, fp16 and int8 Q/DQ ONNX files, every input and output by name."""
 
 from __future__ import annotations
 
@@ -7,14 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
-from trt_equiv.backends.base import Backend
+from trt_equiv.backends.base import Backend, TensorSpec
 from trt_equiv.errors import ModelLoadError
 from trt_equiv.runtime import require
 
 #: Preferred execution providers, best first; the first available ones are used unless chosen explicitly.
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
-_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+#: ONNX Runtime's type strings for the input dtypes a model may have
+ORT_DTYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64, "tensor(bool)": np.bool_, "tensor(double)": np.float64,
+    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+}  # fmt: skip
 
 
 def choose_providers(available: Sequence[str], requested: Sequence[str] | None = None) -> list[str]:
@@ -25,6 +30,16 @@ def choose_providers(available: Sequence[str], requested: Sequence[str] | None =
             raise ModelLoadError(f"ONNX Runtime: expected providers from {list(available)}, got unavailable {missing}")
         return list(requested)
     return [p for p in PROVIDER_PREFERENCE if p in available]
+
+
+def ort_spec(arg: object, where: str) -> TensorSpec:
+    """TensorSpec (batch dimension dropped, symbolic dims None) of an ORT ``NodeArg``."""
+    type_str = arg.type  # type: ignore[attr-defined]
+    if type_str not in ORT_DTYPES:
+        raise ModelLoadError(f"{where}: tensor {arg.name!r} has type {type_str}; expected one of {sorted(ORT_DTYPES)}")  # type: ignore[attr-defined]
+    shape = arg.shape  # type: ignore[attr-defined]
+    dims = None if shape is None else tuple(d if isinstance(d, int) and d > 0 else None for d in shape[1:])
+    return TensorSpec(arg.name, np.dtype(ORT_DTYPES[type_str]), dims)  # type: ignore[attr-defined]
 
 
 class OnnxRuntimeBackend(Backend):
@@ -38,8 +53,6 @@ class OnnxRuntimeBackend(Backend):
         *,
         precision: str = "fp32",
         providers: Sequence[str] | None = None,
-        input_name: str | None = None,
-        output_name: str | None = None,
         intra_op_threads: int | None = None,
     ) -> None:
         super().__init__(precision, None)
@@ -47,8 +60,6 @@ class OnnxRuntimeBackend(Backend):
         if not self.onnx_path.is_file():
             raise ModelLoadError(f"ONNX Runtime: expected an ONNX file, got a path that does not exist: {onnx_path}")
         self.requested_providers = list(providers) if providers else None
-        self.input_name = input_name
-        self.output_name = output_name
         self.intra_op_threads = intra_op_threads
         self.session = None
 
@@ -62,32 +73,16 @@ class OnnxRuntimeBackend(Backend):
             session = ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
             raise ModelLoadError(f"ONNX Runtime: could not load {self.onnx_path} ({exc})") from exc
-        inputs = {i.name: i for i in session.get_inputs()}
-        outputs = [o.name for o in session.get_outputs()]
-        if self.input_name is None:
-            if len(inputs) != 1:
-                raise ModelLoadError(f"ONNX {self.onnx_path}: expected a single input, got {sorted(inputs)}")
-            self.input_name = next(iter(inputs))
-        elif self.input_name not in inputs:
-            raise ModelLoadError(f"ONNX {self.onnx_path}: expected input {self.input_name!r}, got {sorted(inputs)}")
-        if self.output_name is None:
-            if len(outputs) != 1:
-                raise ModelLoadError(f"ONNX {self.onnx_path}: expected a single output, got {outputs}")
-            self.output_name = outputs[0]
-        elif self.output_name not in outputs:
-            raise ModelLoadError(f"ONNX {self.onnx_path}: expected output {self.output_name!r}, got {outputs}")
-        spec = inputs[self.input_name]
-        if spec.type not in _ORT_DTYPES:
-            raise ModelLoadError(f"ONNX {self.onnx_path}: expected a float32/float16 input, got {spec.type}")
-        self._input_dtype = _ORT_DTYPES[spec.type]
-        self.sample_shape = tuple(d if isinstance(d, int) else None for d in spec.shape[1:])
+        where = f"ONNX {self.onnx_path}"
+        self.input_specs = tuple(ort_spec(i, where) for i in session.get_inputs())
+        self.output_specs = tuple(TensorSpec(o.name, None, None) for o in session.get_outputs())
         self.providers = session.get_providers()
         self.session = session
 
-    def _infer_impl(self, x: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         assert self.session is not None
-        feed = {self.input_name: x.astype(self._input_dtype, copy=False)}
-        return np.asarray(self.session.run([self.output_name], feed)[0], dtype=np.float32)
+        names = self.output_names
+        return dict(zip(names, self.session.run(names, inputs), strict=True))
 
     def _close_impl(self) -> None:
         self.session = None

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from trt_equiv.backends.base import Backend
+from trt_equiv.backends.base import Backend, TensorSpec
 from trt_equiv.errors import ModelLoadError
 from trt_equiv.runtime import require
+
+#: the reference runs in chunks of this many samples, so memory does not grow with the data set
+REFERENCE_CHUNK = 256
 
 
 def check_savedmodel_dir(path: str | Path) -> Path:
@@ -22,27 +25,20 @@ def check_savedmodel_dir(path: str | Path) -> Path:
 
 
 class SavedModelBackend(Backend):
-    """Runs a TensorFlow 2.x / Keras 3 SavedModel through one of its signatures.
+    """Runs a TensorFlow 2.x / Keras 3 SavedModel through one of its signatures, every input and output by name.
 
-    The single float input and output are found from the signature; pass ``input_name`` /
-    ``output_name`` when the signature has several.
+    The signature's input and output keys are the tensor names (tf2onnx keeps them, so the ONNX file and the
+    engine use the same ones). ``max_batch`` bounds memory: large data sets run in chunks.
     """
 
     name = "savedmodel"
 
     def __init__(
-        self,
-        model_dir: str | Path,
-        *,
-        signature: str = "serving_default",
-        input_name: str | None = None,
-        output_name: str | None = None,
+        self, model_dir: str | Path, *, signature: str = "serving_default", max_batch: int | None = REFERENCE_CHUNK
     ) -> None:
-        super().__init__("fp32", None)
+        super().__init__("fp32", max_batch)
         self.model_dir = check_savedmodel_dir(model_dir)
         self.signature_name = signature
-        self.input_name = input_name
-        self.output_name = output_name
 
     def _open_impl(self) -> None:
         tf = require("tensorflow")
@@ -52,36 +48,32 @@ class SavedModelBackend(Backend):
             raise ModelLoadError(f"SavedModel {self.model_dir}: could not be loaded ({exc})") from exc
         if self.signature_name not in loaded.signatures:
             raise ModelLoadError(
-                f"SavedModel {self.model_dir}: expected signature {self.signature_name!r}, "
+                f"SavedModel {self.model_dir}: expected signature {self.signature_name!r} (--signature), "
                 f"got {sorted(loaded.signatures) or 'no signatures'}"
             )
         fn = loaded.signatures[self.signature_name]
-        inputs = fn.structured_input_signature[1]
+        args, inputs = fn.structured_input_signature
+        if args:
+            raise ModelLoadError(f"SavedModel {self.model_dir}: expected keyword inputs in the signature, got {args}")
         outputs = fn.structured_outputs
-        self.input_name = _pick(self.input_name, inputs, "input", self.model_dir)
-        self.output_name = _pick(self.output_name, outputs, "output", self.model_dir)
-        shape = inputs[self.input_name].shape
-        self.sample_shape = tuple(None if d is None else int(d) for d in shape[1:])
+        if not isinstance(outputs, dict):
+            raise ModelLoadError(f"SavedModel {self.model_dir}: expected named outputs, got {type(outputs).__name__}")
+        self.input_specs = tuple(_spec(name, spec) for name, spec in inputs.items())
+        self.output_specs = tuple(_spec(name, spec) for name, spec in outputs.items())
         self._loaded = loaded  # keeps the variables the concrete function captures alive
         self._fn = fn
         self._tf = tf
 
-    def _infer_impl(self, x: np.ndarray) -> np.ndarray:
-        assert self.input_name is not None and self.output_name is not None  # set by _open_impl
-        out = self._fn(**{self.input_name: self._tf.constant(x)})[self.output_name]
-        return np.asarray(out.numpy(), dtype=np.float32)
+    def _infer_impl(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self._fn(**{name: self._tf.constant(x) for name, x in inputs.items()})
+        return {name: np.asarray(out[name].numpy()) for name in self.output_names}
 
     def _close_impl(self) -> None:
         self._fn = self._loaded = None
 
 
-def _pick(requested: str | None, specs: dict[str, object], kind: str, where: Path) -> str:
-    """The requested tensor name, or the only one there is."""
-    names = sorted(specs)
-    if requested is not None:
-        if requested not in specs:
-            raise ModelLoadError(f"SavedModel {where}: expected {kind} {requested!r}, got {names}")
-        return requested
-    if len(names) != 1:
-        raise ModelLoadError(f"SavedModel {where}: expected a single {kind}, got {names}; pass {kind}_name")
-    return names[0]
+def _spec(name: str, spec: object) -> TensorSpec:
+    """A TensorSpec (batch dimension dropped) from a ``tf.TensorSpec``."""
+    dims = list(spec.shape)  # type: ignore[attr-defined]
+    shape = None if spec.shape.rank is None else tuple(None if d is None else int(d) for d in dims[1:])  # type: ignore[attr-defined]
+    return TensorSpec(name, np.dtype(spec.dtype.as_numpy_dtype), shape)  # type: ignore[attr-defined]
