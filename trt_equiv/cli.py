@@ -28,8 +28,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="compare every backend × precision with the SavedModel")
     check.add_argument("--model", help="SavedModel directory (default: the bundled model)")
-    check.add_argument("--data", help=".npz with x float32 (N,H,W,C) and optional y labels (default: bundled)")
-    check.add_argument("--onnx", help="check this ONNX file against the SavedModel instead of converting one")
+    check.add_argument(
+        "--data",
+        help=".npz with one array per model input keyed by input name ('x' for a single input), labels 'y' or "
+        "'y:<output>' (default: bundled)",
+    )
+    check.add_argument("--signature", default="serving_default", help="SavedModel signature (default serving_default)")
+    check.add_argument(
+        "--onnx",
+        action="append",
+        metavar="[PRECISION=]FILE",
+        help="check this ONNX file against the SavedModel instead of converting one; fp16=FILE / int8=FILE check "
+        "your reduced-precision file instead of the recipe's (repeatable)",
+    )
     check.add_argument("--engine", help="check this TensorRT engine against the SavedModel instead of building one")
     check.add_argument("--backends", default=None, help="comma list of onnxruntime,tensorrt,cpp (default: all)")
     check.add_argument("--precisions", default=None, help=f"comma list of {','.join(PRECISIONS)}")
@@ -41,7 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY.BOUND=VALUE",
-        help="override a tolerance bound, e.g. fp16.max_abs=0.05 (repeatable)",
+        help="override a tolerance bound, e.g. fp16.rms_err=0.02, int8.logits.p99_err=0.3, fp16:OUTPUT.rel_l2=0.1, "
+        "or fp16.cosine=none to not check it (repeatable)",
+    )
+    check.add_argument(
+        "--output-kind",
+        action="append",
+        default=[],
+        metavar="NAME=KIND",
+        help="override the detected kind of an output: probabilities, logits, continuous or exact (repeatable)",
     )
     check.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
     check.add_argument("--report", metavar="DIR", help="write equivalence.md/.json (and plots) into DIR")
@@ -94,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from trt_equiv.check import run_check
-    from trt_equiv.compare import TolerancePolicy
+    from trt_equiv.compare import TolerancePolicy, parse_output_kinds
     from trt_equiv.pipeline import DEFAULT_CANDIDATES, Pipeline, parse_batch_sizes, parse_list
     from trt_equiv.report import format_table, write_report
 
@@ -115,9 +134,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             backends = ("tensorrt",)
     batch_sizes = parse_batch_sizes(args.batch_sizes)
     policy = TolerancePolicy().with_overrides(args.tolerance)
+    output_kinds = parse_output_kinds(args.output_kind)
     pipeline = Pipeline.create(
         args.model, args.data, calibration=args.calibration, cache_dir=args.cache_dir, onnx=args.onnx,
-        engine=args.engine, calibration_method=args.calibration_method,
+        engine=args.engine, calibration_method=args.calibration_method, signature=args.signature,
     )  # fmt: skip
     if user_model and args.precisions is None and not args.engine and not args.calibration:
         print("not run: int8: needs --calibration FILE.npz for a user's model (never the test data)")
@@ -129,7 +149,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             reason = Pipeline.unavailable_reason(backend, precision)
             if reason:
                 raise MissingRuntimeError(f"{backend}-{precision} cannot run here: {reason}")
-    result = run_check(pipeline, candidates, batch_sizes, policy)
+    result = run_check(pipeline, candidates, batch_sizes, policy, output_kinds)
     print(format_table(result.comparisons))
     for label, reason in result.skipped:
         print(f"not run: {label}: {reason}")
@@ -137,7 +157,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print()
         print(failure.report())
     if args.report:
-        whole = {label: next(iter(by_batch.values())) for label, by_batch in result.outputs.items()}
+        first = next(iter(result.kinds), None)
+        whole = {label: next(iter(by_batch.values()))[first] for label, by_batch in result.outputs.items()
+                 if first in next(iter(by_batch.values()))}  # fmt: skip
         for path in write_report(args.report, comparisons=result.comparisons, skipped=result.skipped, outputs=whole):
             print(f"wrote {path}")
     n_fail = len(result.failures)

@@ -8,13 +8,14 @@ user); ``open_backend`` turns a (backend, precision) pair into a ready ``Backend
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from trt_equiv.backends.base import PRECISIONS, Backend, onnx_precision
-from trt_equiv.backends.savedmodel import check_savedmodel_dir
+from trt_equiv.backends.base import PRECISIONS, Backend, TensorSpec, onnx_precision
+from trt_equiv.backends.savedmodel import SavedModelBackend, check_savedmodel_dir
 from trt_equiv.cache_dir import resolve_cache_dir
 from trt_equiv.data import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_TEST, Dataset, load_npz
 from trt_equiv.errors import EngineError, InputValidationError, ModelLoadError, TrtEquivError
@@ -71,8 +72,15 @@ class Pipeline:
     engine_override: Path | None = None
     calibration_method: str = "minmax"
     profile: tuple[int, int, int] = (1, 16, 32)
+    #: the SavedModel signature whose inputs and outputs are compared (``--signature``)
+    signature: str = "serving_default"
+    #: a user's fp16 / int8 ONNX files checked instead of producing them by recipe (``--onnx fp16=FILE``)
+    precision_onnx_overrides: dict[str, Path] = field(default_factory=dict)
     _onnx: dict[str, Path] = field(default_factory=dict, repr=False)
     _engines: dict[str, object] = field(default_factory=dict, repr=False)
+    _reference: SavedModelBackend | None = field(default=None, repr=False)
+    _reference_outputs: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    _bound: set[str] = field(default_factory=set, repr=False)
 
     @classmethod
     def create(
@@ -82,14 +90,16 @@ class Pipeline:
         *,
         calibration: str | Path | None = None,
         cache_dir: str | Path | None = None,
-        onnx: str | Path | None = None,
+        onnx: str | Path | Sequence[str] | None = None,
         engine: str | Path | None = None,
         require_data: bool = True,
         **options: object,
     ) -> Pipeline:
         """Validate user paths up front; defaults are the bundled model, its test and calibration splits.
 
-        ``require_data=False`` is for commands that only produce artefacts (``trt-equiv build``).
+        ``onnx`` is the user's fp32 ONNX file, or a list of ``FILE`` / ``PRECISION=FILE`` entries (the fp16 or
+        int8 file checked instead of the recipe's). ``require_data=False`` is for commands that only produce
+        artefacts (``trt-equiv build``).
         """
         bundled = model is None
         model_dir = check_savedmodel_dir(BUNDLED_MODEL if model is None else model)
@@ -98,21 +108,57 @@ class Pipeline:
         dataset = load_npz(BUNDLED_TEST if data is None else data) if (data or bundled) else None
         calib = None
         if calibration is not None:
-            calib = load_npz(calibration)
+            calib = load_npz(calibration, labels=False)
         elif bundled:
-            calib = load_npz(BUNDLED_CALIBRATION)
-        for path, what in ((onnx, "--onnx"), (engine, "--engine")):
-            if path is not None and not Path(path).is_file():
-                raise InputValidationError(f"{what}: expected an existing file, got {path}")
+            calib = load_npz(BUNDLED_CALIBRATION, labels=False)
+        onnx_files = parse_onnx_overrides(onnx)
+        if engine is not None and not Path(engine).is_file():
+            raise InputValidationError(f"--engine: expected an existing file, got {engine}")
         return cls(
             model_dir=model_dir,
             data=dataset,
             calibration=calib,
             cache_dir=resolve_cache_dir(cache_dir),
-            onnx_override=Path(onnx) if onnx else None,
+            onnx_override=onnx_files.pop("fp32", None),
+            precision_onnx_overrides=onnx_files,
             engine_override=Path(engine) if engine else None,
             **options,  # type: ignore[arg-type]
         )
+
+    # ------------------------------------------------------------------ reference and data
+
+    def reference_backend(self) -> SavedModelBackend:
+        """The opened SavedModel (loaded once): its signature names every input and output."""
+        if self._reference is None:
+            self._reference = SavedModelBackend(self.model_dir, signature=self.signature).open()
+        return self._reference
+
+    def input_specs(self) -> tuple[TensorSpec, ...]:
+        specs = self.reference_backend().input_specs
+        assert specs is not None
+        return specs
+
+    def bound_data(self) -> Dataset:
+        """The data set keyed by the model's input names, checked against them (before any conversion)."""
+        if self.data is None:
+            raise InputValidationError("--data: expected a .npz data file, got none")
+        if "data" not in self._bound:
+            self.data = self.data.bind(self.input_specs())
+            self._bound.add("data")
+        return self.data
+
+    def bound_calibration(self) -> Dataset | None:
+        """The calibration set keyed by the model's input names (None when there is none)."""
+        if self.calibration is not None and "calibration" not in self._bound:
+            self.calibration = self.calibration.without_labels().bind(self.input_specs())
+            self._bound.add("calibration")
+        return self.calibration
+
+    def reference_outputs(self) -> dict[str, np.ndarray]:
+        """SavedModel outputs (every output, by name) for the whole data set, computed once, in chunks."""
+        if self._reference_outputs is None:
+            self._reference_outputs = self.reference_backend().infer(self.bound_data().feeds())
+        return self._reference_outputs
 
     # ------------------------------------------------------------------ artefacts
 
@@ -125,7 +171,9 @@ class Pipeline:
                 else:
                     from trt_equiv.convert.onnx import savedmodel_to_onnx
 
-                    path = savedmodel_to_onnx(self.model_dir, cache_dir=self.cache_dir)
+                    path = savedmodel_to_onnx(self.model_dir, cache_dir=self.cache_dir, signature=self.signature)
+            elif onnx_precision(precision) in self.precision_onnx_overrides:
+                path = self.precision_onnx_overrides[onnx_precision(precision)]
             else:
                 path = self._precision_onnx(precision)
             self._onnx[precision] = path
@@ -143,10 +191,9 @@ class Pipeline:
         if precision == "fp16":
             return recipes.fp16_onnx(fp32, cache_dir=self.cache_dir).path
         if precision == "int8":
-            assert self.calibration is not None
-            return recipes.int8_qdq_onnx(
-                fp32, self.calibration, method=self.calibration_method, cache_dir=self.cache_dir
-            ).path
+            calibration = self.bound_calibration()
+            assert calibration is not None
+            return recipes.int8_qdq_onnx(fp32, calibration, method=self.calibration_method, cache_dir=self.cache_dir).path
         raise InputValidationError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
 
     def engine(self, precision: str = "fp32") -> Path:
@@ -206,9 +253,7 @@ class Pipeline:
     def open_backend(self, backend: str, precision: str = "fp32", **options: object) -> Backend:
         """A configured backend for (backend, precision); artefacts are produced on demand."""
         if backend == "savedmodel":
-            from trt_equiv.backends.savedmodel import SavedModelBackend
-
-            return SavedModelBackend(self.model_dir)
+            return SavedModelBackend(self.model_dir, signature=self.signature)
         if backend == "onnxruntime":
             from trt_equiv.backends.onnxruntime import OnnxRuntimeBackend
 
@@ -224,8 +269,25 @@ class Pipeline:
             return CppRunnerBackend(self.engine(precision), precision=precision, **options)  # type: ignore[arg-type]
         raise ModelLoadError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
 
-    def reference(self, x: np.ndarray | None = None) -> np.ndarray:
-        """SavedModel outputs for ``x`` (default: the whole data set)."""
-        assert self.data is not None
-        with self.open_backend("savedmodel") as sm:
-            return sm.infer(self.data.x if x is None else x)
+    def reference(self) -> dict[str, np.ndarray]:
+        """SavedModel outputs for the whole data set, by output name (``reference_outputs``)."""
+        return self.reference_outputs()
+
+
+def parse_onnx_overrides(value: str | Path | Sequence[str] | None) -> dict[str, Path]:
+    """``--onnx FILE`` (the fp32 file) and ``--onnx fp16=FILE`` / ``--onnx int8=FILE`` → {precision: path}."""
+    if value is None:
+        return {}
+    items = [value] if isinstance(value, str | Path) else list(value)
+    out: dict[str, Path] = {}
+    for item in items:
+        text = str(item)
+        precision, sep, path = text.partition("=")
+        if not sep or precision not in ("fp32", "fp16", "int8"):
+            precision, path = "fp32", text
+        if precision in out:
+            raise InputValidationError(f"--onnx: expected one file per precision, got two for {precision}")
+        if not Path(path).is_file():
+            raise InputValidationError(f"--onnx: expected an existing file, got {path}")
+        out[precision] = Path(path)
+    return out

@@ -15,16 +15,11 @@ from typing import Any
 import numpy as np
 
 from trt_equiv.bench import UNSTABLE_CV
-from trt_equiv.compare import REFERENCE_LABEL, Comparison
+from trt_equiv.compare import REFERENCE_LABEL, TABLE_COLUMNS, Comparison
 from trt_equiv.errors import InputValidationError
 from trt_equiv.runtime import require
 
-COLUMNS = (
-    ("candidate", "candidate"), ("reference", "reference"), ("batch", "batch"), ("policy", "policy"),
-    ("max_abs", "max_abs"), ("mean_abs", "mean_abs"), ("p99_abs", "p99_abs"), ("rel_l2", "rel_l2"),
-    ("min_cosine", "min_cos"), ("top1", "top1"), ("accuracy", "acc"), ("accuracy_delta", "Δacc"),
-    ("verdict", "verdict"), ("stage", "blamed stage"),
-)  # fmt: skip
+COLUMNS = TABLE_COLUMNS  # one set of names for tolerance keys, metrics and table headers
 
 
 def _cell(value: object) -> str:

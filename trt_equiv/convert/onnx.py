@@ -70,7 +70,7 @@ def _tf2onnx_version() -> str:
 
 
 def check_onnx(path: Path) -> None:
-    """Structural check of a converted file: valid ONNX, one input with a dynamic batch dimension."""
+    """Structural check of a converted file: valid ONNX, every input with a dynamic batch dimension."""
     onnx = require("onnx")
     try:
         model = onnx.load(str(path))
@@ -79,8 +79,13 @@ def check_onnx(path: Path) -> None:
         raise ConversionError(f"ONNX {path}: not a valid model ({exc})") from exc
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise ConversionError(f"ONNX {path}: expected one input, got {[i.name for i in inputs]}")
-    batch = inputs[0].type.tensor_type.shape.dim[0]
-    if batch.HasField("dim_value") and batch.dim_value > 0:
-        raise ConversionError(f"ONNX {path}: expected a dynamic batch dimension, got a fixed {batch.dim_value}")
+    if not inputs:
+        raise ConversionError(f"ONNX {path}: expected at least one input, got none")
+    for value in inputs:
+        dims = value.type.tensor_type.shape.dim
+        if not dims:
+            raise ConversionError(f"ONNX {path}: input {value.name!r}: expected a batch dimension, got a scalar")
+        if dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            raise ConversionError(
+                f"ONNX {path}: input {value.name!r}: expected a dynamic batch dimension, got a fixed {dims[0].dim_value}"
+            )

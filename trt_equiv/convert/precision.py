@@ -20,7 +20,8 @@ import numpy as np
 
 from trt_equiv.cache_dir import content_hash, resolve_cache_dir
 from trt_equiv.convert.qdq import validate_qdq
-from trt_equiv.data import CALIBRATION_BATCH, CALIBRATION_SAMPLES, Dataset
+from trt_equiv.backends.base import TensorSpec
+from trt_equiv.data import CALIBRATION_BATCH, CALIBRATION_SAMPLES, Dataset, calibration_batches
 from trt_equiv.errors import ConversionError, InputValidationError
 from trt_equiv.locking import build_once
 from trt_equiv.progress import step
@@ -110,19 +111,35 @@ def fp32_nodes(fp16_path: Path) -> list[str]:
 # ------------------------------------------------------------------------------------------------ int8
 
 
+#: fewer calibration samples than this cannot give ranges that represent the data (one batch at least)
+MIN_CALIBRATION_SAMPLES = 16
+
+
 def check_calibration_data(data: Dataset) -> None:
-    """Refuse calibration sets that cannot give meaningful ranges (constant, all zeros, NaN)."""
-    x = data.x[:CALIBRATION_SAMPLES]
-    if not np.isfinite(x).all():
-        raise ConversionError(f"calibration set {data.source}: contains NaN/Inf; ranges would be meaningless")
-    if float(np.ptp(x)) == 0.0:
+    """Refuse calibration sets that cannot give meaningful ranges (too few, constant, all zeros, NaN).
+
+    Float inputs carry the activation ranges; integer inputs (token ids, masks) are fed as they are.
+    """
+    if len(data) < MIN_CALIBRATION_SAMPLES:
         raise ConversionError(
-            f"calibration set {data.source}: every value is {float(x.flat[0])} (constant input); int8 ranges "
-            "calibrated on it would collapse — pass real samples from the training distribution"
+            f"calibration set {data.source}: {len(data)} samples; expected at least {MIN_CALIBRATION_SAMPLES} "
+            f"(default {CALIBRATION_SAMPLES}) representative samples from the training distribution"
         )
-    per_sample = x.reshape(len(x), -1)
-    if len(x) > 1 and np.all(per_sample == per_sample[0]):
-        raise ConversionError(f"calibration set {data.source}: all {len(x)} samples are identical")
+    for name, full in data.inputs.items():
+        x = full[:CALIBRATION_SAMPLES]
+        where = f"calibration set {data.source}" + (f", input {name!r}" if len(data.inputs) > 1 else "")
+        if x.dtype.kind != "f":
+            continue
+        if not np.isfinite(x).all():
+            raise ConversionError(f"{where}: contains NaN/Inf; ranges would be meaningless")
+        if float(np.ptp(x)) == 0.0:
+            raise ConversionError(
+                f"{where}: every value is {float(x.flat[0])} (constant input); int8 ranges "
+                "calibrated on it would collapse — pass real samples from the training distribution"
+            )
+        per_sample = x.reshape(len(x), -1)
+        if len(x) > 1 and np.all(per_sample == per_sample[0]):
+            raise ConversionError(f"{where}: all {len(x)} samples are identical")
 
 
 def int8_qdq_onnx(
@@ -146,9 +163,8 @@ def int8_qdq_onnx(
     if method not in CALIBRATION_METHODS:
         raise InputValidationError(f"calibration method: expected one of {CALIBRATION_METHODS}, got {method!r}")
     fp32_onnx = Path(fp32_onnx)
-    calib = calibration.take(samples)
+    calib = _check_calibration_shape(fp32_onnx, calibration.without_labels().take(samples))
     check_calibration_data(calib)
-    _check_calibration_shape(fp32_onnx, calib)
     root = resolve_cache_dir(cache_dir) / "precision"
     settings = [
         f"onnxruntime={package_version('onnxruntime', 'onnxruntime-gpu')}",
@@ -158,7 +174,7 @@ def int8_qdq_onnx(
         f"pct={PERCENTILE}",
         f"batch={batch_size}",
     ]
-    calib_key = content_hash([fp32_onnx], extra=[*settings, _array_hash(calib.x)])
+    calib_key = content_hash([fp32_onnx], extra=[*settings, *(f"{k}={_array_hash(v)}" for k, v in calib.inputs.items())])
     ranges = root / "calibration" / f"{calib_key}.json"
     with step(f"int8 calibration ({method}, {len(calib)} samples)") if not ranges.exists() else nullcontext():
         calibrated = build_once(ranges, lambda tmp: _calibrate(fp32_onnx, calib, method, batch_size, tmp))
@@ -172,18 +188,27 @@ def int8_qdq_onnx(
     )  # fmt: skip
 
 
-def _check_calibration_shape(fp32_onnx: Path, data: Dataset) -> None:
-    """The calibration samples must fit the model's input (else ONNX Runtime fails mid-calibration)."""
+def _check_calibration_shape(fp32_onnx: Path, data: Dataset) -> Dataset:
+    """The calibration arrays must be the model's inputs (else ONNX Runtime fails mid-calibration).
+
+    Returns the data keyed by the ONNX input names (``x`` renamed for a single-input model).
+    """
     onnx = require("onnx")
     graph = onnx.load(str(fp32_onnx), load_external_data=False).graph
-    dims = graph.input[0].type.tensor_type.shape.dim[1:]
-    want = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
-    got = tuple(data.x.shape[1:])
-    if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got, strict=False)):
-        shown = ", ".join("?" if w is None else str(w) for w in want)
-        raise InputValidationError(
-            f"calibration set {data.source}: expected samples shaped ({shown}) like the model input, got {got}"
-        )
+    initializers = {i.name for i in graph.initializer}
+    specs = []
+    for value in graph.input:
+        if value.name in initializers:
+            continue
+        tensor_type = value.type.tensor_type
+        dims = tensor_type.shape.dim[1:]
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
+        specs.append(TensorSpec(value.name, dtype, shape))
+    try:
+        return data.bind(specs)
+    except InputValidationError as exc:
+        raise InputValidationError(f"calibration set: {exc}") from exc
 
 
 def _array_hash(x: np.ndarray) -> str:
@@ -216,24 +241,19 @@ def _quiet_ort() -> Iterator[None]:
 
 
 class _Reader:
-    """ONNX Runtime CalibrationDataReader over consecutive calibration batches."""
+    """ONNX Runtime CalibrationDataReader over consecutive calibration batches, every input by name."""
 
-    def __init__(self, input_name: str, data: Dataset, batch_size: int) -> None:
-        self._input = input_name
-        self._batches: Iterator[np.ndarray] = iter(
-            [data.x[s : s + batch_size] for s in range(0, len(data), batch_size)]
-        )
+    def __init__(self, data: Dataset, batch_size: int) -> None:
+        self._batches: Iterator[dict[str, np.ndarray]] = calibration_batches(data, batch_size, limit=len(data))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self._batches, None)
-        return None if batch is None else {self._input: batch}
+        return next(self._batches, None)
 
 
 def _calibrate(fp32_onnx: Path, data: Dataset, method: str, batch_size: int, out: Path) -> None:
     """Run the calibrator with real histogram settings and save ORT's calibration-cache JSON."""
     import tempfile
 
-    onnx = require("onnx")
     calibrate = require("onnxruntime.quantization.calibrate")
     extra: dict[str, object] = {"symmetric": True}
     if method in ("entropy", "percentile"):
@@ -242,15 +262,13 @@ def _calibrate(fp32_onnx: Path, data: Dataset, method: str, batch_size: int, out
         extra["num_quantized_bins"] = QUANTIZED_BINS
     if method == "percentile":
         extra["percentile"] = PERCENTILE
-    model = onnx.load(str(fp32_onnx))
-    input_name = model.graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="trt_equiv_calib.") as tmp, _quiet_ort():
         calibrator = calibrate.create_calibrator(
             fp32_onnx, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
             calibrate_method=_ort_method(method), extra_options=extra,
         )  # fmt: skip
         try:
-            calibrator.collect_data(_Reader(input_name, data, batch_size))
+            calibrator.collect_data(_Reader(data, batch_size))
             tensors = calibrator.compute_data()
         except Exception as exc:  # ORT raises its own Fail/InvalidArgument types
             raise ConversionError(f"onnxruntime calibration ({method}) failed on {fp32_onnx}: {exc}") from exc

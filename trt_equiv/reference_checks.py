@@ -1,0 +1,202 @@
+"""The data / reference stage: problems with the data or the SavedModel itself, found before any candidate.
+
+A reference at chance, labels that do not fit the outputs, non-finite inputs or test inputs far outside the
+range the model was calibrated on make every comparison meaningless or misleading; blaming them on a
+conversion would send the user to the wrong stage. ``check_reference`` looks at these first and reports them
+as their own stage (``DATA_STAGE``), with what to check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from trt_equiv.compare import CLASS_KINDS, DATA_STAGE, REFERENCE_LABEL, Comparison, Tolerance, detect_kind
+from trt_equiv.data import Dataset
+from trt_equiv.errors import InputValidationError
+
+#: a test input spread this many times wider or narrower than the calibration set's is "another range"
+RANGE_RATIO_LIMIT = 8.0
+#: one-sided z for "not better than chance" (99 %)
+_Z_99 = 2.326
+
+
+def resolve_labels(labels: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Which output each label array belongs to: ``y:<output>`` by name, ``y`` to the one output it fits.
+
+    Integer ``y`` goes to the single (N, C≥2) float output (class scores) or the single integer output;
+    float ``y`` (regression targets) to the single output whose per-sample size matches. Anything ambiguous or
+    unknown is an error naming the outputs, so the user can write ``y:<output>``.
+    """
+    resolved: dict[str, np.ndarray] = {}
+    for key, y in labels.items():
+        if key:
+            if key not in reference:
+                raise InputValidationError(
+                    f"labels 'y:{key}': expected an output name from {sorted(reference)}, got {key!r}"
+                )
+            resolved[key] = y
+            continue
+        if y.dtype.kind in "iub":
+            fits = [n for n, r in reference.items() if (r.ndim == 2 and r.shape[1] >= 2 and r.dtype.kind == "f")
+                    or (r.dtype.kind in "iub" and r.ndim == 1)]  # fmt: skip
+        else:
+            size = int(np.prod(y.shape[1:], dtype=np.int64))
+            fits = [n for n, r in reference.items() if r.dtype.kind == "f" and int(np.prod(r.shape[1:])) == size]
+        if len(fits) != 1:
+            what = "class labels" if y.dtype.kind in "iub" else f"targets of shape {y.shape}"
+            raise InputValidationError(
+                f"labels 'y' ({what}): expected exactly one output they fit, got {fits or 'none'} among "
+                f"{sorted(reference)}; name the output with 'y:<output>'"
+            )
+        resolved[fits[0]] = y
+    return resolved
+
+
+def resolve_kinds(
+    reference: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], overrides: Mapping[str, str] | None
+) -> dict[str, str]:
+    """Kind per output: the user's override where given (checked against the output), else detected."""
+    from trt_equiv.compare import check_kind
+
+    overrides = dict(overrides or {})
+    unknown = [n for n in overrides if n not in reference]
+    if unknown:
+        raise InputValidationError(f"--output-kind: expected output names from {sorted(reference)}, got {unknown}")
+    kinds = {}
+    for name, ref in reference.items():
+        if name in overrides:
+            kinds[name] = check_kind(overrides[name], ref, f"--output-kind {name}")
+        else:
+            int_labels = name in labels and labels[name].dtype.kind in "iub"
+            kinds[name] = detect_kind(ref, class_labels=int_labels, name=name)
+    return kinds
+
+
+def check_reference(
+    data: Dataset,
+    reference: Mapping[str, np.ndarray],
+    labels: Mapping[str, np.ndarray],
+    kinds: Mapping[str, str],
+    calibration: Dataset | None = None,
+) -> Comparison:
+    """One row for the data / reference stage: PASS, or FAIL with every problem found and what to check."""
+    problems: list[str] = []
+    notes: list[str] = []
+    for name, x in data.inputs.items():
+        if x.dtype.kind == "f":
+            bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+            if bad.any():
+                idx = np.flatnonzero(bad)
+                problems.append(
+                    f"input {name!r} has NaN/Inf in {len(idx)} samples (first: {idx[:5].tolist()}): "
+                    "check the data pipeline that produced the file"
+                )
+    for name, ref in reference.items():
+        if ref.dtype.kind == "f":
+            bad_rows = ~np.isfinite(ref).reshape(len(ref), -1).all(axis=1)
+            if bad_rows.any() and not any(p.startswith("input") for p in problems):
+                problems.append(f"the SavedModel's output {name!r} is NaN/Inf for {int(bad_rows.sum())} finite samples")
+        y = labels.get(name)
+        if y is None:
+            continue
+        kind = kinds[name]
+        if kind in CLASS_KINDS or kind == "exact":
+            problems += _check_class_labels(name, ref, y, kind)
+        elif y.dtype.kind == "f":
+            problems += _check_targets(name, ref, y)
+    if calibration is not None:
+        problems += _check_input_range(data, calibration)
+    else:
+        notes.append("no calibration set given: the test inputs' range was not compared with the model's")
+    result = Comparison(
+        reference="data", candidate=REFERENCE_LABEL, tolerance_key="data", tolerance=Tolerance(), metrics=None,
+        violations=problems, stage=DATA_STAGE, output="-", kind="-",
+    )  # fmt: skip
+    if problems:
+        result.notes.append(
+            "diagnosis: the data or the reference model is the problem, not a conversion; fix this first "
+            "(rows below compare candidates with this reference and may fail because of it)"
+        )
+    result.notes.extend(notes)
+    return result
+
+
+def _check_class_labels(name: str, ref: np.ndarray, y: np.ndarray, kind: str) -> list[str]:
+    if y.dtype.kind not in "iub":
+        return [f"labels for {name!r} ({kind}) are floats {y.dtype}: expected integer class indices"]
+    if kind == "exact":
+        prediction = ref.reshape(len(ref), -1)[:, 0] if ref.ndim > 1 else ref
+        classes = int(max(int(prediction.max()), int(y.max())) + 1)
+    else:
+        classes = ref.shape[1]
+        prediction = np.nan_to_num(ref, nan=-np.inf).argmax(axis=1)
+        if y.min() < 0 or y.max() >= classes:
+            return [
+                f"labels for {name!r} range {int(y.min())}..{int(y.max())}, but the output has {classes} classes "
+                f"(0..{classes - 1}): the labels do not fit this output"
+            ]
+    n = len(y)
+    accuracy = float(np.mean(prediction == y))
+    chance = 1.0 / max(classes, 2)
+    # at chance: not better than guessing uniformly, within sampling noise (one-sided 99 %)
+    threshold = chance + _Z_99 * math.sqrt(chance * (1 - chance) / n)
+    if accuracy <= threshold:
+        return [
+            f"the SavedModel's accuracy on {name!r} is {accuracy:.4f}, at chance for {classes} classes "
+            f"(≤ {threshold:.4f}): the labels are shuffled or belong to other data, or the inputs are "
+            "preprocessed differently from training (scaling, channel order, layout)"
+        ]
+    return []
+
+
+def _check_targets(name: str, ref: np.ndarray, y: np.ndarray) -> list[str]:
+    """Regression targets: the reference should explain them better than their mean does."""
+    t = y.reshape(ref.shape).astype(np.float64)
+    r = ref.astype(np.float64)
+    ok = np.isfinite(t) & np.isfinite(r)
+    if not ok.any():
+        return [f"targets for {name!r} are all NaN/Inf"]
+    residual = float(np.mean((r[ok] - t[ok]) ** 2))
+    spread = float(np.var(t[ok]))
+    if spread > 0 and residual >= spread:
+        return [
+            f"the SavedModel's error on {name!r} (MSE {residual:.4g}) is no better than predicting the targets' "
+            f"mean (variance {spread:.4g}): the targets belong to other data, or the inputs are preprocessed "
+            "differently from training"
+        ]
+    return []
+
+
+def _check_input_range(data: Dataset, calibration: Dataset) -> list[str]:
+    """Float test inputs whose spread or location is far from the calibration (training-like) data's."""
+    problems = []
+    for name, x in data.inputs.items():
+        if x.dtype.kind != "f" or name not in calibration.inputs:
+            continue
+        cal = calibration.inputs[name]
+        lo_t, hi_t = _robust_range(x)
+        lo_c, hi_c = _robust_range(cal)
+        if lo_t is None or lo_c is None:
+            continue
+        spread_t, spread_c = hi_t - lo_t, hi_c - lo_c
+        ratio = (spread_t / spread_c) if spread_c > 0 else (math.inf if spread_t > 0 else 1.0)
+        center_t = (hi_t + lo_t) / 2
+        outside = spread_c > 0 and not (lo_c - spread_c <= center_t <= hi_c + spread_c)
+        if ratio > RANGE_RATIO_LIMIT or ratio < 1 / RANGE_RATIO_LIMIT or outside:
+            problems.append(
+                f"input {name!r} ranges over [{lo_t:.4g}, {hi_t:.4g}] in the test data but [{lo_c:.4g}, "
+                f"{hi_c:.4g}] in the calibration data ({ratio:.3g}× the spread): the test inputs are scaled or "
+                "shifted differently (e.g. 0..255 instead of 0..1)"
+            )
+    return problems
+
+
+def _robust_range(x: np.ndarray) -> tuple[float | None, float | None]:
+    values = x[np.isfinite(x)].astype(np.float64)
+    if values.size == 0:
+        return None, None
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    return float(lo), float(hi)
