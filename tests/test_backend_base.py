@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trt_equiv.backends.base import Backend, NaNInputWarning, chunk_bounds, infer_in_batches, validate_batch
+from trt_equiv.backends.base import (
+    Backend,
+    NaNInputWarning,
+    TensorSpec,
+    chunk_bounds,
+    infer_in_batches,
+    validate_batch,
+)
 from trt_equiv.errors import InputValidationError, TrtEquivError
 
 
@@ -108,8 +115,8 @@ def test_nan_that_never_reaches_an_output_is_not_scanned_for() -> None:
     import warnings
 
     class Clamp(AffineBackend):
-        def _infer_impl(self, x: np.ndarray) -> np.ndarray:
-            return np.zeros((len(x), 1), np.float32)
+        def _infer_impl(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {"y": np.zeros((len(inputs["x"]), 1), np.float32)}
 
     x = batch(2)
     x[0, 0, 0] = np.nan
@@ -120,11 +127,79 @@ def test_nan_that_never_reaches_an_output_is_not_scanned_for() -> None:
 
 def test_device_time_is_summed_over_chunks() -> None:
     class Timed(AffineBackend):
-        def _infer_impl(self, x: np.ndarray) -> np.ndarray:
-            self.last_device_time_s = 0.5 * len(x)
-            return super()._infer_impl(x)
+        def _infer_impl(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            self.last_device_time_s = 0.5 * len(inputs["x"])
+            return super()._infer_impl(inputs)
 
     backend = Timed(max_batch=4)
     backend.infer(batch(10))  # chunks of 4, 4, 2
     assert backend.last_device_time_s == pytest.approx(5.0)
     assert AffineBackend().infer(batch(2)) is not None and AffineBackend().last_device_time_s is None
+
+
+class TwoInTwoOut(Backend):
+    """A named two-input, two-output stand-in: an image plus a side vector in, a class score and a value out."""
+
+    name = "twoio"
+
+    def __init__(self, max_batch: int | None = 3) -> None:
+        super().__init__("fp32", max_batch)
+
+    def _open_impl(self) -> None:
+        self.input_specs = (
+            TensorSpec("image", np.dtype(np.float32), (2, 2)),
+            TensorSpec("ids", np.dtype(np.int32), (None,)),
+        )
+        self.output_specs = (TensorSpec("score", None, None), TensorSpec("count", None, None))
+
+    def _infer_impl(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        image, ids = inputs["image"], inputs["ids"]
+        return {"score": image.reshape(len(image), -1).sum(1, keepdims=True), "count": (ids > 0).sum(1)}
+
+
+def named_batch(n: int, length: int = 5) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(n)
+    return {"image": rng.random((n, 2, 2), dtype=np.float32), "ids": rng.integers(-3, 9, (n, length), dtype=np.int32)}
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+def test_named_inputs_and_outputs_are_split_and_kept_in_order(n: int) -> None:
+    feed = named_batch(n)
+    out = TwoInTwoOut().infer(feed)
+    assert list(out) == ["score", "count"]
+    np.testing.assert_allclose(out["score"][:, 0], feed["image"].reshape(n, -1).sum(1), rtol=1e-6)
+    np.testing.assert_array_equal(out["count"], (feed["ids"] > 0).sum(1))
+    assert out["score"].dtype == np.float32 and out["count"].dtype.kind == "i"  # integer outputs stay integer
+
+
+def test_dynamic_sequence_length_is_accepted_at_two_lengths() -> None:
+    backend = TwoInTwoOut()
+    assert len(backend.infer(named_batch(4, length=3))["count"]) == 4
+    assert len(backend.infer(named_batch(4, length=11))["count"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: {"image": f["image"]}, r"missing \['ids'\]"),
+        (lambda f: {**f, "mask": f["ids"]}, r"unexpected \['mask'\]"),
+        (lambda f: {**f, "ids": f["ids"].astype(np.int64)}, "input 'ids': expected dtype int32, got int64"),
+        (lambda f: {**f, "ids": f["ids"][:2]}, "expected one batch size across inputs"),
+        (lambda f: {**f, "image": f["image"].reshape(len(f["image"]), 4)}, "input 'image': expected rank 3"),
+        (lambda f: f["image"], "mapping name → array"),
+    ],
+    ids=["missing", "extra", "dtype", "batch-mismatch", "rank", "plain-array"],
+)
+def test_named_input_errors_say_expected_and_got(change, message: str) -> None:
+    with pytest.raises(InputValidationError, match=message):
+        TwoInTwoOut().infer(change(named_batch(4)))
+
+
+def test_plain_array_form_refuses_a_multi_output_model() -> None:
+    class OneInTwoOut(TwoInTwoOut):
+        def _open_impl(self) -> None:
+            super()._open_impl()
+            self.input_specs = self.input_specs[:1]
+
+    with pytest.raises(InputValidationError, match="has 2 outputs"):
+        OneInTwoOut().infer(np.zeros((2, 2, 2), np.float32))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,9 @@ def test_bundled_model_is_equivalent(capsys: pytest.CaptureFixture[str], trt_equ
     code, out, _ = run(capsys, "--backends", "onnxruntime", "--precisions", "fp32", "--batch-sizes", "7,all",
                        cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
     assert code == 0, out
-    assert "onnxruntime-fp32  savedmodel-fp32  7" in out and "PASS" in out and "FAIL" not in out
-    assert "EQUIVALENT: 2 passed, 0 failed" in out
+    assert re.search(r"onnxruntime-fp32\s+savedmodel-fp32\s+output_0\s+probabilities\s+7\s", out), out
+    assert "PASS" in out and "FAIL" not in out
+    assert "EQUIVALENT: 3 passed, 0 failed" in out  # the data / reference stage, then batch 7 and the whole set
 
 
 def test_input_scaled_by_255_is_caught(
@@ -58,7 +60,7 @@ def test_report_directory(capsys: pytest.CaptureFixture[str], trt_equiv_pipeline
                        cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
     assert code == 0
     md = (tmp_path / "r" / "equivalence.md").read_text()
-    assert "| onnxruntime-fp32 | savedmodel-fp32 | 32 |" in md
+    assert "| onnxruntime-fp32 | savedmodel-fp32 | output_0 | probabilities | 32 |" in md
     assert '"passed": true' in (tmp_path / "r" / "equivalence.json").read_text()
 
 
@@ -114,7 +116,7 @@ def test_runner_that_drops_rows_fails_with_blame_not_usage(
     from trt_equiv.backends.onnxruntime import OnnxRuntimeBackend
 
     original = OnnxRuntimeBackend._infer_impl
-    monkeypatch.setattr(OnnxRuntimeBackend, "_infer_impl", lambda self, x: original(self, x)[:-1])
+    monkeypatch.setattr(OnnxRuntimeBackend, "_infer_impl", lambda self, x: {k: v[:-1] for k, v in original(self, x).items()})
     code, out, _ = run(capsys, "--backends", "onnxruntime", "--precisions", "fp32,fp16",
                        cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
     assert code == 1
@@ -137,7 +139,8 @@ def test_reference_at_chance_level_fails(
     code, out, _ = run(capsys, "--model", str(BUNDLED_MODEL), "--data", str(shuffled), "--backends", "onnxruntime",
                        "--precisions", "fp32", cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
     assert code == 1
-    assert "is at chance level for 10 classes" in out
+    assert "at chance for 10 classes" in out and "blamed stage: data / reference" in out
+    assert "blamed stage: conversion (tf2onnx)" not in out  # the ONNX file matches the SavedModel: not a conversion bug
 
 
 def test_nothing_runnable_is_a_missing_prerequisite(
@@ -171,4 +174,4 @@ def test_calibration_with_wrong_sample_shape_is_a_usage_error(
                        "onnxruntime", "--precisions", "int8", "--calibration", str(calib),
                        cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
     assert code == 2
-    assert "expected samples shaped (32, 32, 3) like the model input, got (28, 28, 3)" in err
+    assert "input 'input': expected per-sample shape (32, 32, 3), got (28, 28, 3)" in err

@@ -33,8 +33,10 @@ def probs() -> np.ndarray:
 
 def test_identical_outputs_have_zero_error(probs: np.ndarray) -> None:
     m = compute_metrics(probs, probs.copy(), labels=probs.argmax(1))
-    assert m.max_abs == m.mean_abs == m.p99_abs == m.rel_l2 == 0.0
-    assert m.min_cosine == pytest.approx(1.0) and m.top1_agreement == 1.0
+    assert m.kind == "probabilities" and m.scale == 1.0
+    assert m.max_abs == m.mean_abs == m.p99_abs == m.rel_l2 == m.rms_err == m.p99_err == m.max_err == 0.0
+    assert m.top1_agreement == 1.0 and m.confident_flips == 0.0
+    assert m.cosine is None  # probabilities are judged by value errors and decisions
     assert m.accuracy_reference == m.accuracy_candidate == 1.0 and m.accuracy_delta == 0.0
 
 
@@ -45,7 +47,7 @@ def test_known_difference() -> None:
     assert m.max_abs == pytest.approx(0.5)
     assert m.mean_abs == pytest.approx(0.25)
     assert m.rel_l2 == pytest.approx(math.sqrt(0.5) / math.sqrt(2))
-    assert m.min_cosine == pytest.approx(0.5 / math.sqrt(0.5))
+    assert m.max_err == pytest.approx(0.5 / (1.0 + 0.0))  # |Δ| / (scale + |reference|), scale 1 for probabilities
     assert m.worst_index == 0
     assert m.accuracy_candidate == 1.0  # argmax of a tie is the first class
 
@@ -55,7 +57,7 @@ def test_permuted_rows_are_caught(probs: np.ndarray) -> None:
     result = compare(probs, probs[perm], reference_label="savedmodel-fp32", candidate_label="onnxruntime-fp32")
     assert not result
     assert result.metrics is not None and result.metrics.top1_agreement < 0.5
-    assert any(v.startswith("max_abs") for v in result.violations)
+    assert any(v.startswith("max_err") for v in result.violations)
 
 
 def test_nan_in_candidate_always_fails(probs: np.ndarray) -> None:
@@ -64,7 +66,7 @@ def test_nan_in_candidate_always_fails(probs: np.ndarray) -> None:
     generous = Tolerance(max_abs=None, top1_agreement=0.0)
     result = compare(probs, cand, tolerance=generous)
     assert not result
-    assert result.violations[0] == "candidate contains 1 NaN/Inf values"
+    assert result.violations[0] == "candidate contains 1 NaN/Inf values where the reference is finite"
     assert result.metrics is not None and math.isinf(result.metrics.max_abs) and result.metrics.worst_index == 3
 
 
@@ -111,7 +113,7 @@ def test_failure_message_names_everything(probs: np.ndarray) -> None:
     text = str(info.value)
     assert "FAIL: onnxruntime-fp32 vs reference savedmodel-fp32 (batch size 16, policy 'fp32')" in text
     assert "blamed stage: conversion (tf2onnx)" in text
-    assert "max_abs" in text and "VIOLATED" in text
+    assert "max_err" in text and "VIOLATED" in text
     assert "worst sample: index 7" in text
     assert info.value.comparison.metrics is not None
 
@@ -136,7 +138,7 @@ def test_comparison_is_truthy_and_prints_a_row(probs: np.ndarray) -> None:
         ("cpp-int8", "tensorrt-int8", "cpp@same"),
         ("cpp-fp32", "tensorrt-fp32", "cpp@same"),
         ("cpp-fp16", "onnxruntime-fp16", "fp16@same"),
-        ("tensorrt-fp32", "onnxruntime-fp32", "tf32"),
+        ("tensorrt-fp32", "savedmodel-fp32", "tf32"),
     ],
 )
 def test_policy_key_per_link(candidate: str, reference: str, key: str) -> None:
@@ -144,9 +146,10 @@ def test_policy_key_per_link(candidate: str, reference: str, key: str) -> None:
 
 
 def test_policy_overrides_are_data() -> None:
-    policy = TolerancePolicy().with_overrides(["fp16.max_abs=0.5", "int8.min_accuracy=0.9"])
+    policy = TolerancePolicy().with_overrides(["fp16.max_abs=0.5", "int8.min_accuracy=0.9", "fp16.cosine=none"])
     assert policy.lookup("fp16").max_abs == 0.5
     assert policy.lookup("int8").min_accuracy == 0.9
+    assert policy.lookup("fp16").cosine is None and TolerancePolicy().lookup("fp16").cosine is not None
     assert TolerancePolicy().lookup("fp16").max_abs != 0.5  # the default is untouched
     with pytest.raises(InputValidationError, match="KEY.BOUND=VALUE"):
         TolerancePolicy().with_overrides(["fp16max_abs"])

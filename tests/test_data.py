@@ -37,18 +37,72 @@ def _write(path: Path, **arrays: np.ndarray) -> Path:
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        ({"images": np.zeros((2, 4, 4, 3), np.float32)}, "expected an array named 'x'"),
-        ({"x": np.zeros((2, 4, 4, 3), np.float64)}, "expected 'x' of dtype float32, got float64"),
-        ({"x": np.zeros((2, 4, 4), np.float32)}, r"expected 'x' of rank 4 \(N, H, W, C\)"),
+        ({"y": np.zeros(2, np.int64)}, "expected one array per model input"),
+        ({"x": np.zeros((2, 4, 4, 3), np.float64)}, "input 'x': expected dtype float32 or float16 or int32"),
         ({"x": np.zeros((0, 4, 4, 3), np.float32)}, "expected at least one sample"),
-        ({"x": np.zeros((2, 4, 4, 3), np.float32), "y": np.zeros(3, np.int64)}, "expected one label per sample"),
-        ({"x": np.zeros((2, 4, 4, 3), np.float32), "y": np.zeros(2, np.float32)}, "expected 'y' as 1-D integers"),
+        ({"x": np.zeros((2, 4, 4, 3), np.float32), "y": np.zeros(3, np.int64)}, "expected one sample count"),
+        ({"x": np.zeros((2, 4), np.float32), "y": np.array(["a", "b"])}, "integer class labels or float"),
+        ({"x": np.zeros((2, 4), np.float32), "y": np.zeros((2, 3), np.int64)}, r"class labels of shape \(N,\)"),
+        ({"a": np.zeros((2, 4), np.float32), "b": np.zeros((3, 4), np.float32)}, "one sample count across"),
     ],
-    ids=["no-x", "float64", "rank", "empty", "label-count", "label-dtype"],
+    ids=["no-inputs", "float64", "empty", "label-count", "label-dtype", "label-rank", "input-counts"],
 )
 def test_bad_data_files(tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:
     with pytest.raises(InputValidationError, match=message):
         load_npz(_write(tmp_path / "bad.npz", **arrays))
+
+
+def test_named_inputs_labels_and_targets_load(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "multi.npz", image=np.zeros((3, 4, 4, 3), np.float32), ids=np.ones((3, 7), np.int32),
+        mask=np.ones((3, 7), np.bool_), **{"y:probs": np.array([0, 1, 2]), "y:value": np.zeros((3, 1), np.float32)},
+    )  # fmt: skip
+    data = load_npz(path)
+    assert list(data.inputs) == ["image", "ids", "mask"]
+    assert data.labels["probs"].dtype == np.int64 and data.labels["value"].dtype == np.float32
+    assert data.y is None and len(data) == 3
+
+
+def test_bind_names_missing_and_extra_keys_with_the_model_specs(tmp_path: Path) -> None:
+    from trt_equiv.backends.base import TensorSpec
+
+    specs = (TensorSpec("image", np.dtype(np.float32), (4, 4, 3)), TensorSpec("ids", np.dtype(np.int32), (None,)))
+    data = Dataset({"image": np.zeros((2, 4, 4, 3), np.float32), "tokens": np.zeros((2, 5), np.int32)}, {}, "d.npz")
+    with pytest.raises(InputValidationError, match=r"'image' float32 \(batch, 4, 4, 3\), 'ids' int32 \(batch, \?\)"):
+        data.bind(specs)
+    with pytest.raises(InputValidationError, match=r"missing \['ids'\]; unexpected \['tokens'\]"):
+        data.bind(specs)
+    wrong = Dataset({"image": np.zeros((2, 4, 4, 3), np.float32), "ids": np.zeros((2, 5), np.int64)}, {}, "d.npz")
+    with pytest.raises(InputValidationError, match="input 'ids': expected dtype int32, got int64"):
+        wrong.bind(specs)
+    single = Dataset.single(np.zeros((2, 4, 4, 3), np.float32)).bind(specs[:1])
+    assert list(single.inputs) == ["image"]
+
+
+def test_malformed_npy_header_is_a_clean_error(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "header.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", b"\x93NUMPY\x01\x00\x20\x00{'descr': '<f4', 'shape': (2,, }   \n")
+    with pytest.raises(InputValidationError, match="member 'x.npy': expected a valid .npy header"):
+        load_npz(path)
+
+
+def test_a_header_claiming_a_huge_array_is_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
+    import zipfile
+
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 1000, 1000), }"
+    header += " " * (63 - len(header) % 64) + "\n"
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("x.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+    with pytest.raises(InputValidationError, match=r"claims shape \(100000, 1000, 1000\).*over the"):
+        load_npz(path)
+    monkeypatch.setenv("TRT_EQUIV_MAX_DATA_BYTES", "1000")
+    small = _write(tmp_path / "small.npz", x=np.zeros((10, 100), np.float32))
+    with pytest.raises(InputValidationError, match="TRT_EQUIV_MAX_DATA_BYTES"):
+        load_npz(small)
 
 
 def test_truncated_and_missing_files(tmp_path: Path) -> None:
@@ -64,12 +118,12 @@ def test_truncated_and_missing_files(tmp_path: Path) -> None:
 def test_object_arrays_are_refused_not_unpickled(tmp_path: Path) -> None:
     path = tmp_path / "pickled.npz"
     np.savez(path, x=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(InputValidationError, match="readable"):
+    with pytest.raises(InputValidationError, match="object arrays"):
         load_npz(path)
 
 
 def test_calibration_batches_default_to_320_in_32s() -> None:
     calib = load_npz(BUNDLED_CALIBRATION)
-    sizes = [len(b) for b in calibration_batches(calib)]
+    sizes = [len(b["x"]) for b in calibration_batches(calib)]
     assert sizes == [32] * 10
-    assert [len(b) for b in calibration_batches(calib.take(70), batch_size=32)] == [32, 32, 6]
+    assert [len(b["x"]) for b in calibration_batches(calib.take(70), batch_size=32)] == [32, 32, 6]

@@ -35,14 +35,14 @@ def test_corrupt_savedmodel(tmp_path: Path) -> None:
 def test_savedmodel_backend_finds_single_input_and_output() -> None:
     with SavedModelBackend(BUNDLED_MODEL) as sm:
         assert sm.sample_shape == (32, 32, 3)
-        assert sm.input_name == "input" and sm.output_name == "output_0"
+        assert sm.input_names == ["input"] and sm.output_names == ["output_0"]
         out = sm.infer(np.zeros((3, 32, 32, 3), np.float32))
     assert out.shape == (3, 10) and np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_savedmodel_unknown_names() -> None:
-    with pytest.raises(ModelLoadError, match="expected input 'image'"):
-        SavedModelBackend(BUNDLED_MODEL, input_name="image").open()
+    with SavedModelBackend(BUNDLED_MODEL) as sm, pytest.raises(InputValidationError, match=r"missing \['input'\]"):
+        sm.infer({"image": np.zeros((1, 32, 32, 3), np.float32)})
     with pytest.raises(ModelLoadError, match="expected signature 'predict'"):
         SavedModelBackend(BUNDLED_MODEL, signature="predict").open()
 

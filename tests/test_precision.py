@@ -164,20 +164,21 @@ def test_collapsed_activation_scale_is_caught(tmp_path: Path) -> None:
 
 
 def test_corrupted_fp16_file_is_blamed_on_the_precision_recipe(
-    trt_equiv_pipeline: Pipeline, reference_outputs: np.ndarray, tmp_path: Path
+    trt_equiv_pipeline: Pipeline, reference_outputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    data = trt_equiv_pipeline.data
+    data = trt_equiv_pipeline.bound_data()
     assert data is not None
     good_fp16 = trt_equiv_pipeline.onnx("fp16")
     corrupted = replace_weights(good_fp16, tmp_path / "corrupt.fp16.onnx", which="first", scale=3.0)
     outputs = {
         "savedmodel-fp32": reference_outputs,
-        "onnxruntime-fp32": OnnxRuntimeBackend(trt_equiv_pipeline.onnx("fp32")).infer(data.x),
-        "onnxruntime-fp16": OnnxRuntimeBackend(corrupted, precision="fp16").infer(data.x),
+        "onnxruntime-fp32": OnnxRuntimeBackend(trt_equiv_pipeline.onnx("fp32")).infer(data.feeds()),
+        "onnxruntime-fp16": OnnxRuntimeBackend(corrupted, precision="fp16").infer(data.feeds()),
     }
-    results = compare_chain(outputs, labels=data.y)
+    results = compare_chain(outputs, labels={"output_0": data.y})
     assign_blame(results, chain_links(list(outputs)))
     by_link = {(r.reference, r.candidate): r for r in results}
+    assert all(r.output == "output_0" for r in results)
     assert by_link[("savedmodel-fp32", "onnxruntime-fp32")]  # the conversion is fine
     failed = by_link[("onnxruntime-fp32", "onnxruntime-fp16")]
     assert not failed and failed.stage == "precision recipe (fp16)"

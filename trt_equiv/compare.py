@@ -307,8 +307,12 @@ def _exact_metrics(ref: np.ndarray, cand: np.ndarray, labels: np.ndarray | None)
         values = dict(accuracy_reference=acc_ref, accuracy_candidate=acc_cand, accuracy_delta=acc_cand - acc_ref,
                       accuracy_ratio=min(1.0, (acc_cand + allowance) / acc_ref) if acc_ref > 0 else 1.0)  # fmt: skip
     return Metrics(
-        kind="exact", samples=n, scale=1.0, mismatch=float(differs.mean()) if differs.size else 0.0,
-        worst_index=int(np.argmax(per_sample)), **values,  # type: ignore[arg-type]
+        kind="exact",
+        samples=n,
+        scale=1.0,
+        mismatch=float(differs.mean()) if differs.size else 0.0,
+        worst_index=int(np.argmax(per_sample)),
+        **values,  # type: ignore[arg-type]
     )
 
 
@@ -400,8 +404,6 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     # one recipe on two runtimes (TensorRT vs its ONNX on ONNX Runtime): kernels and fusions differ, and
     # TensorRT int8 runs fused int8 kernels where ONNX Runtime simulates Q/DQ in float, so the bounds are those
     # of the precision's noise, without the task-quality gates (the task-level link has them)
-    "fp32@same": Tolerance(p99_err=32 * U_FP16, rms_err=8 * U_FP16, rel_l2=16 * U_FP16, cosine=0.999,
-                           confident_flips=0.0, mismatch=0.0),
     "fp16@same": Tolerance(p99_err=64 * U_FP16, rms_err=16 * U_FP16, rel_l2=32 * U_FP16, cosine=0.995,
                            confident_flips=0.002, mismatch=0.01),
     "int8@same": Tolerance(p99_err=64 * U_INT8, rms_err=16 * U_INT8, rel_l2=40 * U_INT8, cosine=0.9,
@@ -446,7 +448,7 @@ class TolerancePolicy:
         if cand != "fp32":
             return f"{cand}@same" if ref == cand else cand
         if cand_backend in ("tensorrt", "cpp") and not strict:
-            return "fp32@same" if ref_backend == "onnxruntime" else "tf32"
+            return "tf32"
         return "fp32"
 
     def lookup(self, key: str, kind: str | None = None, output: str | None = None) -> Tolerance:
@@ -493,7 +495,9 @@ class TolerancePolicy:
         if base not in self.table:
             raise InputValidationError(f"tolerance: expected a policy entry from {sorted(self.table)}, got {key!r}")
         if kind and kind not in OUTPUT_KINDS:
-            raise InputValidationError(f"tolerance {key!r}: expected a kind from {', '.join(OUTPUT_KINDS)}, got {kind!r}")
+            raise InputValidationError(
+                f"tolerance {key!r}: expected a kind from {', '.join(OUTPUT_KINDS)}, got {kind!r}"
+            )
         if colon and not output:
             raise InputValidationError(f"tolerance {key!r}: expected an output name after ':'")
         if kind and colon:
@@ -816,6 +820,28 @@ def chain_links(labels: Sequence[str]) -> list[tuple[str, str]]:
         if ref is not None:
             links.append((ref, label))
     return links
+
+
+def compare_chain(
+    outputs: Mapping[str, np.ndarray | Mapping[str, np.ndarray]],
+    *,
+    labels: np.ndarray | Mapping[str, np.ndarray] | None = None,
+    policy: TolerancePolicy | None = None,
+    batch_size: int | None = None,
+) -> list[Comparison]:
+    """Every link of the blame chain among ``outputs`` (label → array, or label → outputs by name)."""
+    results: list[Comparison] = []
+    for ref, cand in chain_links(list(outputs)):
+        a, b = outputs[ref], outputs[cand]
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            named = labels if isinstance(labels, Mapping) or labels is None else {next(iter(a)): labels}
+            results += compare_outputs(a, b, labels=named, reference_label=ref, candidate_label=cand, policy=policy,
+                                       batch_size=batch_size)  # fmt: skip
+        else:
+            results.append(compare(np.asarray(a), np.asarray(b), reference_label=ref, candidate_label=cand,
+                                   labels=labels if not isinstance(labels, Mapping) else None, policy=policy,
+                                   batch_size=batch_size))  # fmt: skip
+    return results
 
 
 def chain_path(label: str, links: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

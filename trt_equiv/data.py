@@ -122,8 +122,7 @@ class Dataset:
                 f"{describe_specs(specs)}{hint}; got keys {list(self.inputs)} ({'; '.join(p for p in parts if p)})"
             )
         checked = {
-            s.name: validate_array(inputs[s.name], s, where=f"data file {self.source}: input {s.name!r}")
-            for s in specs
+            s.name: validate_array(inputs[s.name], s, where=f"data file {self.source}: input {s.name!r}") for s in specs
         }
         return Dataset(checked, self.labels, self.source)
 
@@ -181,9 +180,7 @@ def load_npz(path: str | Path, *, labels: bool = True) -> Dataset:
     except Exception as exc:  # BadZipFile, ValueError, OSError, EOFError, zlib.error, ...
         raise InputValidationError(f"data file {path}: expected a readable .npz archive, got {exc}") from exc
     inputs = {k: v for k, v in arrays.items() if k != LABELS_KEY and not k.startswith(LABELS_KEY + ":")}
-    label_arrays = {
-        ("" if k == LABELS_KEY else k.split(":", 1)[1]): v for k, v in arrays.items() if k not in inputs
-    }
+    label_arrays = {("" if k == LABELS_KEY else k.split(":", 1)[1]): v for k, v in arrays.items() if k not in inputs}
     if not inputs:
         raise InputValidationError(
             f"data file {path}: expected one array per model input ('{SINGLE_INPUT_KEY}' for a single-input "
@@ -196,7 +193,9 @@ def load_npz(path: str | Path, *, labels: bool = True) -> Dataset:
                 f"{' or '.join(str(d) for d in INPUT_DTYPES)}, got {x.dtype}"
             )
         if x.ndim < 1 or len(x) == 0:
-            raise InputValidationError(f"data file {path}: input {name!r}: expected at least one sample, got shape {x.shape}")
+            raise InputValidationError(
+                f"data file {path}: input {name!r}: expected at least one sample, got shape {x.shape}"
+            )
     checked_labels = {}
     if labels:
         for name, y in label_arrays.items():

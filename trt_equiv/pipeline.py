@@ -8,7 +8,7 @@ user); ``open_backend`` turns a (backend, precision) pair into a ready ``Backend
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 

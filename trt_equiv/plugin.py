@@ -2,8 +2,10 @@
 
 Fixtures:
 - ``trt_equiv_pipeline`` (session): the model, its data, calibration set and cache.
-- ``trt_equiv_data`` (session): the data set compared on.
-- ``reference_outputs`` (session): SavedModel outputs for the whole data set.
+- ``trt_equiv_data`` (session): the data set compared on, keyed by the model's input names.
+- ``reference_outputs`` (session): SavedModel outputs for the whole data set, by output name.
+- ``output_labels`` (session): labels / targets per output name (from ``y`` / ``y:<output>``).
+- ``output_kinds`` (session): the kind of each output (detected, or ``--trt-equiv-output-kind``).
 - ``tolerance_policy`` (session): the default policy with ``--trt-equiv-tolerance`` overrides.
 - ``backend`` (session, parametrized backend × precision): an opened backend, or a skip whose reason
   names the missing runtime or device.
@@ -47,6 +49,8 @@ class Options:
     precisions: tuple[str, ...]
     batch_sizes: tuple[int | None, ...]
     tolerances: tuple[str, ...]
+    signature: str = "serving_default"
+    output_kinds: tuple[str, ...] = ()
 
 
 OPTIONS_KEY = pytest.StashKey[Options]()
@@ -77,7 +81,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="batch sizes for the `batch_size` fixture; 'all' is the whole set",
     )
     group.addoption("--trt-equiv-tolerance", action="append", default=[], metavar="KEY.BOUND=VALUE",
-                    help="override a tolerance bound, e.g. fp16.max_abs=0.05 (repeatable)")  # fmt: skip
+                    help="override a tolerance bound, e.g. fp16.rms_err=0.02 or fp16.cosine=none (repeatable)")
+    group.addoption("--trt-equiv-signature", default="serving_default", help="SavedModel signature")
+    group.addoption("--trt-equiv-output-kind", action="append", default=[], metavar="NAME=KIND",
+                    help="override an output's detected kind: probabilities, logits, continuous, exact")  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -93,7 +100,12 @@ def pytest_configure(config: pytest.Config) -> None:
             precisions=parse_list(config.getoption("--trt-equiv-precisions"), PRECISIONS, "--trt-equiv-precisions"),
             batch_sizes=parse_batch_sizes(config.getoption("--trt-equiv-batch-sizes")),
             tolerances=tuple(config.getoption("--trt-equiv-tolerance")),
+            signature=config.getoption("--trt-equiv-signature"),
+            output_kinds=tuple(config.getoption("--trt-equiv-output-kind")),
         )
+        from trt_equiv.compare import parse_output_kinds
+
+        parse_output_kinds(options.output_kinds)  # a bad NAME=KIND is a usage error before any test runs
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[OPTIONS_KEY] = options
@@ -134,22 +146,46 @@ def trt_equiv_pipeline(pytestconfig: pytest.Config) -> Pipeline:
     if PIPELINE_KEY not in pytestconfig.stash:
         o = pytestconfig.stash[OPTIONS_KEY]
         pytestconfig.stash[PIPELINE_KEY] = Pipeline.create(
-            o.model, o.data, calibration=o.calibration, cache_dir=o.cache_dir
+            o.model, o.data, calibration=o.calibration, cache_dir=o.cache_dir, signature=o.signature
         )
     return pytestconfig.stash[PIPELINE_KEY]
 
 
-@pytest.fixture(scope="session")
-def trt_equiv_data(trt_equiv_pipeline: Pipeline):
-    return trt_equiv_pipeline.data
-
-
-@pytest.fixture(scope="session")
-def reference_outputs(trt_equiv_pipeline: Pipeline) -> np.ndarray:
+def _require_reference() -> None:
     reason = Pipeline.unavailable_reason("savedmodel")
     if reason:
-        pytest.skip(reason)
-    return trt_equiv_pipeline.reference()
+        pytest.skip(f"the SavedModel reference cannot run: {reason}")
+
+
+@pytest.fixture(scope="session")
+def trt_equiv_data(trt_equiv_pipeline: Pipeline):
+    """The data set keyed by the model's input names (checked against the SavedModel's signature)."""
+    _require_reference()
+    return trt_equiv_pipeline.bound_data()
+
+
+@pytest.fixture(scope="session")
+def reference_outputs(trt_equiv_pipeline: Pipeline) -> dict[str, np.ndarray]:
+    _require_reference()
+    return trt_equiv_pipeline.reference_outputs()
+
+
+@pytest.fixture(scope="session")
+def output_labels(trt_equiv_data, reference_outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    from trt_equiv.reference_checks import resolve_labels
+
+    return resolve_labels(trt_equiv_data.labels, reference_outputs)
+
+
+@pytest.fixture(scope="session")
+def output_kinds(
+    pytestconfig: pytest.Config, reference_outputs: dict[str, np.ndarray], output_labels: dict[str, np.ndarray]
+) -> dict[str, str]:
+    from trt_equiv.compare import parse_output_kinds
+    from trt_equiv.reference_checks import resolve_kinds
+
+    overrides = parse_output_kinds(pytestconfig.stash[OPTIONS_KEY].output_kinds)
+    return resolve_kinds(reference_outputs, output_labels, overrides)
 
 
 @pytest.fixture(scope="session")

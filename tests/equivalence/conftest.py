@@ -14,18 +14,20 @@ from trt_equiv.pipeline import Pipeline
 REFERENCE = REFERENCE_LABEL
 
 
-@pytest.fixture(scope="session")
-def stage_outputs(trt_equiv_pipeline: Pipeline, reference_outputs: np.ndarray) -> Callable[[str], np.ndarray]:
-    """label → whole-set outputs of that stage (``<backend>-<precision>``), run at most once."""
-    cache: dict[str, np.ndarray] = {REFERENCE: reference_outputs}
-    data = trt_equiv_pipeline.data
-    assert data is not None
+Outputs = dict[str, np.ndarray]
 
-    def get(label: str) -> np.ndarray:
+
+@pytest.fixture(scope="session")
+def stage_outputs(trt_equiv_pipeline: Pipeline, reference_outputs: Outputs) -> Callable[[str], Outputs]:
+    """label → whole-set outputs by name of that stage (``<backend>-<precision>``), run at most once."""
+    cache: dict[str, Outputs] = {REFERENCE: reference_outputs}
+    data = trt_equiv_pipeline.bound_data()
+
+    def get(label: str) -> Outputs:
         if label not in cache:
             name, _, precision = label.partition("-")
             with trt_equiv_pipeline.open_backend(name, precision) as runner:
-                cache[label] = runner.infer(data.x)
+                cache[label] = runner.infer(data.feeds())
         return cache[label]
 
     return get

@@ -33,7 +33,8 @@ def batches(draw: st.DrawFn, n: int) -> np.ndarray:
 def test_batch_composition_does_not_change_rows(
     backend: Backend,
     trt_equiv_data: Dataset,
-    stage_outputs: Callable[[str], np.ndarray],
+    stage_outputs: Callable[[str], dict[str, np.ndarray]],
+    output_kinds: dict[str, str],
     tolerance_policy: TolerancePolicy,
 ) -> None:
     own = stage_outputs(backend.label)  # the same backend over the whole set
@@ -44,13 +45,16 @@ def test_batch_composition_does_not_change_rows(
 
     @given(batches(len(trt_equiv_data)))
     def check(indices: np.ndarray) -> None:
-        out = backend.infer(trt_equiv_data.x[indices])
-        assert out.shape[0] == len(indices), f"{backend.label}: {out.shape[0]} rows for a batch of {len(indices)}"
-        assert_equivalent(own[indices], out, reference_label=f"{backend.label}(whole set)",
-                          candidate_label=backend.label, tolerance=tolerance_policy.lookup(same_key),
+        out = backend.infer({k: v[indices] for k, v in trt_equiv_data.feeds().items()})
+        for name, rows in out.items():
+            assert len(rows) == len(indices), f"{backend.label} {name}: {len(rows)} rows for a batch of {len(indices)}"
+        own_rows = {k: v[indices] for k, v in own.items()}
+        assert_equivalent(own_rows, out, reference_label=f"{backend.label}(whole set)", candidate_label=backend.label,
+                          tolerance=tolerance_policy.lookup(same_key), kinds=output_kinds,
                           batch_size=len(indices), stage="batching")  # fmt: skip
         if backend.precision.startswith("fp32"):
-            assert_equivalent(reference[indices], out, reference_label=REFERENCE, candidate_label=backend.label,
-                              policy=tolerance_policy, batch_size=len(indices))  # fmt: skip
+            assert_equivalent({k: v[indices] for k, v in reference.items()}, out, reference_label=REFERENCE,
+                              candidate_label=backend.label, kinds=output_kinds, policy=tolerance_policy,
+                              batch_size=len(indices))  # fmt: skip
 
     check()

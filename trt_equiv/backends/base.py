@@ -85,7 +85,9 @@ def validate_inputs(
         extra = [n for n in inputs if n not in want]
         if missing or extra:
             detail = "; ".join(
-                part for part in (f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "") if part
+                part
+                for part in (f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "")
+                if part
             )
             raise InputValidationError(f"{where}: expected inputs {describe_specs(specs)}, got {detail}")
     spec_of = {s.name: s for s in specs} if specs is not None else {}
@@ -116,7 +118,9 @@ def validate_array(x: object, spec: TensorSpec | None, *, where: str) -> np.ndar
         want_rank = len(sample_shape) + 1
         if x.ndim != want_rank:
             shown = f"(batch, {_fmt_shape(sample_shape)})" if sample_shape else "(batch,)"
-            raise InputValidationError(f"{where}: expected rank {want_rank} {shown}, got rank {x.ndim} with shape {x.shape}")
+            raise InputValidationError(
+                f"{where}: expected rank {want_rank} {shown}, got rank {x.ndim} with shape {x.shape}"
+            )
         for got, want in zip(x.shape[1:], sample_shape, strict=True):
             if want is not None and got != want:
                 raise InputValidationError(
@@ -279,7 +283,7 @@ class Backend(ABC):
             arr = np.asarray(value)
             if arr.ndim < 1 or arr.shape[0] != rows:
                 raise TrtEquivError(
-                    f"{self.label}: output {name!r} has {arr.shape[0] if arr.ndim else 0} rows for a batch of "
+                    f"{self.label}: output {name!r} returned {arr.shape[0] if arr.ndim else 0} rows for a batch of "
                     f"{rows} (rows {start}..{start + rows - 1} of {n}); every input sample must produce one row"
                 )
             checked[name] = arr.astype(np.float32, copy=False) if arr.dtype.kind == "f" else arr

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from trt_equiv.backends.base import TensorSpec
 from trt_equiv.cache_dir import content_hash, resolve_cache_dir
 from trt_equiv.convert.qdq import validate_qdq
-from trt_equiv.backends.base import TensorSpec
 from trt_equiv.data import CALIBRATION_BATCH, CALIBRATION_SAMPLES, Dataset, calibration_batches
 from trt_equiv.errors import ConversionError, InputValidationError
 from trt_equiv.locking import build_once
