@@ -116,7 +116,9 @@ def test_runner_that_drops_rows_fails_with_blame_not_usage(
     from trt_equiv.backends.onnxruntime import OnnxRuntimeBackend
 
     original = OnnxRuntimeBackend._infer_impl
-    monkeypatch.setattr(OnnxRuntimeBackend, "_infer_impl", lambda self, x: {k: v[:-1] for k, v in original(self, x).items()})
+    monkeypatch.setattr(
+        OnnxRuntimeBackend, "_infer_impl", lambda self, x: {k: v[:-1] for k, v in original(self, x).items()}
+    )
     code, out, _ = run(capsys, "--backends", "onnxruntime", "--precisions", "fp32,fp16",
                        cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
     assert code == 1

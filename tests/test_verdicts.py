@@ -78,7 +78,9 @@ def test_fp16_rounding_is_too_much_for_an_fp32_conversion(reference: np.ndarray)
 def test_a_small_bias_shift_on_one_output_unit_fails_fp32() -> None:
     shifted = LOGITS.copy()
     shifted[:, 3] += 0.05 * LOGITS[:, 3].std()
-    result = compare(LOGITS, shifted, candidate_label="onnxruntime-fp32", reference_label="savedmodel-fp32", kind="logits")
+    result = compare(
+        LOGITS, shifted, candidate_label="onnxruntime-fp32", reference_label="savedmodel-fp32", kind="logits"
+    )
     assert not result and any(v.startswith("max_err") for v in result.violations)
 
 
@@ -94,7 +96,9 @@ def test_one_value_rows_have_no_cosine_and_a_sign_change_is_not_a_verdict() -> N
 def test_regression_error_against_targets_is_judged_relative_to_the_models_own() -> None:
     targets = (REGRESSION + RNG.normal(size=REGRESSION.shape)).astype(np.float32)  # model error ~1
     cand = REGRESSION + 0.03 * RNG.normal(size=REGRESSION.shape).astype(np.float32)  # int8-like error 0.03
-    ok = compare(REGRESSION, cand, labels=targets, candidate_label="onnxruntime-int8", reference_label="savedmodel-fp32")
+    ok = compare(
+        REGRESSION, cand, labels=targets, candidate_label="onnxruntime-int8", reference_label="savedmodel-fp32"
+    )
     assert ok and ok.metrics is not None and ok.metrics.error_increase is not None and ok.metrics.error_increase < 0.01
     bad = REGRESSION + 2.0  # shifted by twice the model's error
     failed = compare(REGRESSION, bad, labels=targets, candidate_label="onnxruntime-int8",
@@ -114,10 +118,14 @@ def test_a_flip_of_an_undecided_sample_is_noise_a_flip_of_a_confident_one_is_not
     margins = np.sort(ref, 1)[:, -1] - np.sort(ref, 1)[:, -2]
     undecided, confident = int(np.argmin(margins)), int(np.argmax(margins))
     noise = fp16_round(ref) + (1e-3 * RNG.normal(size=ref.shape)).astype(np.float32) * (margins.min() < 1e-3)
-    near_tie = compare(ref, _flip(noise, undecided), candidate_label="onnxruntime-fp16", reference_label="savedmodel-fp32")
+    near_tie = compare(
+        ref, _flip(noise, undecided), candidate_label="onnxruntime-fp16", reference_label="savedmodel-fp32"
+    )
     assert near_tie.metrics is not None and near_tie.metrics.top1_agreement < 1.0
     assert near_tie.metrics.confident_flips == 0.0, near_tie.report()
-    decided = compare(ref, _flip(noise, confident), candidate_label="onnxruntime-fp16", reference_label="savedmodel-fp32")
+    decided = compare(
+        ref, _flip(noise, confident), candidate_label="onnxruntime-fp16", reference_label="savedmodel-fp32"
+    )
     assert not decided and any(v.startswith("confident_flips") for v in decided.violations), decided.report()
 
 
@@ -128,7 +136,9 @@ def test_accuracy_gate_is_relative_with_a_sampling_allowance() -> None:
     assert m.accuracy_delta == pytest.approx(-1 / 400)
     assert m.accuracy_ratio == pytest.approx(min(1.0, (399 / 400 + 1.645 / 400) / 1.0))
     collapsed = np.tile(PROBS[:1], (400, 1))
-    bad = compare(PROBS, collapsed, labels=labels, candidate_label="onnxruntime-int8", reference_label="savedmodel-fp32")
+    bad = compare(
+        PROBS, collapsed, labels=labels, candidate_label="onnxruntime-int8", reference_label="savedmodel-fp32"
+    )
     assert not bad and any(v.startswith("accuracy_ratio") for v in bad.violations)
     assert "one class for every sample" in bad.report()
 
@@ -198,7 +208,9 @@ def test_output_kind_overrides_are_parsed_and_checked() -> None:
 def test_each_output_is_compared_on_its_own_and_a_missing_one_fails() -> None:
     reference = {"probs": PROBS, "value": REGRESSION}
     candidate = {"probs": PROBS.copy(), "value": REGRESSION + 1.0}
-    results = compare_outputs(reference, candidate, candidate_label="onnxruntime-fp32", reference_label="savedmodel-fp32")
+    results = compare_outputs(
+        reference, candidate, candidate_label="onnxruntime-fp32", reference_label="savedmodel-fp32"
+    )
     assert [(r.output, r.kind, bool(r)) for r in results] == [
         ("probs", "probabilities", True), ("value", "continuous", False)
     ]  # fmt: skip

@@ -251,7 +251,8 @@ def _decision_metrics(
     ref_top = ref_clean.argmax(axis=1)
     cand_top = np.nan_to_num(cand, nan=-np.inf).argmax(axis=1)
     ordered = np.sort(ref_clean, axis=1)
-    margin = ordered[:, -1] - ordered[:, -2]
+    with np.errstate(invalid="ignore"):  # a NaN row (from NaN input) has no margin, and is excluded anyway
+        margin = np.nan_to_num(ordered[:, -1] - ordered[:, -2], nan=0.0)
     # The candidate's own noise: twice the 99th percentile of its element error. A flip on a sample whose
     # reference margin is inside that band is what rounding does to an undecided sample; beyond it, it is not.
     finite = diff[np.isfinite(diff)]
@@ -719,27 +720,29 @@ def compare_outputs(
     *,
     labels: Mapping[str, np.ndarray] | None = None,
     kinds: Mapping[str, str] | None = None,
-    **kwargs: object,
+    reference_label: str = "reference",
+    candidate_label: str = "candidate",
+    policy: TolerancePolicy | None = None,
+    tolerance: Tolerance | None = None,
+    batch_size: int | None = None,
+    stage: str | None = None,
 ) -> list[Comparison]:
     """``compare`` every output of ``reference`` by name; a missing candidate output is a failed comparison."""
+    policy = policy or TolerancePolicy()
     results = []
     for name, ref in reference.items():
         if name not in candidate:
-            policy = kwargs.get("policy") or TolerancePolicy()
-            key = policy.key_for(str(kwargs.get("candidate_label", "candidate")),  # type: ignore[union-attr]
-                                 str(kwargs.get("reference_label", "reference")))  # fmt: skip
-            result = Comparison(
-                str(kwargs.get("reference_label", "reference")), str(kwargs.get("candidate_label", "candidate")),
-                key, policy.lookup(key), None, [], kwargs.get("batch_size"),  # type: ignore[arg-type,union-attr]
-                kwargs.get("stage") or blame_stage(str(kwargs.get("reference_label", "")),  # type: ignore[arg-type]
-                                                   str(kwargs.get("candidate_label", ""))),
+            key = policy.key_for(candidate_label, reference_label)
+            results.append(Comparison(
+                reference_label, candidate_label, key, policy.lookup(key), None, [], batch_size,
+                stage or blame_stage(reference_label, candidate_label),
                 structural_error=f"output {name!r} missing: candidate has {sorted(candidate)}", output=name,
-            )  # fmt: skip
-            results.append(result)
+            ))  # fmt: skip
             continue
         results.append(
-            compare(ref, candidate[name], labels=(labels or {}).get(name), output=name,
-                    kind=(kinds or {}).get(name), **kwargs)  # type: ignore[arg-type]
+            compare(ref, candidate[name], labels=(labels or {}).get(name), output=name, kind=(kinds or {}).get(name),
+                    reference_label=reference_label, candidate_label=candidate_label, policy=policy,
+                    tolerance=tolerance, batch_size=batch_size, stage=stage)
         )  # fmt: skip
     return results
 

@@ -130,7 +130,9 @@ class Pipeline:
     def reference_backend(self) -> SavedModelBackend:
         """The opened SavedModel (loaded once): its signature names every input and output."""
         if self._reference is None:
-            self._reference = SavedModelBackend(self.model_dir, signature=self.signature).open()
+            backend = SavedModelBackend(self.model_dir, signature=self.signature)
+            backend.open()
+            self._reference = backend
         return self._reference
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
@@ -193,7 +195,8 @@ class Pipeline:
         if precision == "int8":
             calibration = self.bound_calibration()
             assert calibration is not None
-            return recipes.int8_qdq_onnx(fp32, calibration, method=self.calibration_method, cache_dir=self.cache_dir).path
+            method = self.calibration_method
+            return recipes.int8_qdq_onnx(fp32, calibration, method=method, cache_dir=self.cache_dir).path
         raise InputValidationError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
 
     def engine(self, precision: str = "fp32") -> Path:

@@ -80,8 +80,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=DEFAULT_BATCH_SIZES,
         help="batch sizes for the `batch_size` fixture; 'all' is the whole set",
     )
-    group.addoption("--trt-equiv-tolerance", action="append", default=[], metavar="KEY.BOUND=VALUE",
-                    help="override a tolerance bound, e.g. fp16.rms_err=0.02 or fp16.cosine=none (repeatable)")
+    group.addoption(
+        "--trt-equiv-tolerance",
+        action="append",
+        default=[],
+        metavar="KEY.BOUND=VALUE",
+        help="override a tolerance bound, e.g. fp16.rms_err=0.02 or fp16.cosine=none (repeatable)",
+    )
     group.addoption("--trt-equiv-signature", default="serving_default", help="SavedModel signature")
     group.addoption("--trt-equiv-output-kind", action="append", default=[], metavar="NAME=KIND",
                     help="override an output's detected kind: probabilities, logits, continuous, exact")  # fmt: skip

@@ -177,10 +177,10 @@ def _check_input_range(data: Dataset, calibration: Dataset) -> list[str]:
         if x.dtype.kind != "f" or name not in calibration.inputs:
             continue
         cal = calibration.inputs[name]
-        lo_t, hi_t = _robust_range(x)
-        lo_c, hi_c = _robust_range(cal)
-        if lo_t is None or lo_c is None:
+        test_range, calibration_range = _robust_range(x), _robust_range(cal)
+        if test_range is None or calibration_range is None:
             continue
+        (lo_t, hi_t), (lo_c, hi_c) = test_range, calibration_range
         spread_t, spread_c = hi_t - lo_t, hi_c - lo_c
         ratio = (spread_t / spread_c) if spread_c > 0 else (math.inf if spread_t > 0 else 1.0)
         center_t = (hi_t + lo_t) / 2
@@ -194,9 +194,9 @@ def _check_input_range(data: Dataset, calibration: Dataset) -> list[str]:
     return problems
 
 
-def _robust_range(x: np.ndarray) -> tuple[float | None, float | None]:
+def _robust_range(x: np.ndarray) -> tuple[float, float] | None:
     values = x[np.isfinite(x)].astype(np.float64)
     if values.size == 0:
-        return None, None
+        return None
     lo, hi = np.percentile(values, [0.5, 99.5])
     return float(lo), float(hi)

@@ -71,7 +71,9 @@ def test_accuracy_parity(
         reference_accuracy = float(np.mean(reference.argmax(1) == y))
         candidate_accuracy = float(np.mean(candidate.argmax(1) == y))
         classes = reference.shape[1]
-        assert candidate_accuracy > 1.5 / classes, f"{backend.label} {name}: accuracy {candidate_accuracy:.4f} is at chance"
+        assert candidate_accuracy > 1.5 / classes, (
+            f"{backend.label} {name}: accuracy {candidate_accuracy:.4f} is at chance"
+        )
         if trt_equiv_data.source.endswith("fixtures/data/test.npz"):
             assert reference_accuracy >= BUNDLED_ACCURACY_FLOOR, f"bundled SavedModel accuracy {reference_accuracy:.4f}"
         key = tolerance_policy.key_for(backend.label, REFERENCE)

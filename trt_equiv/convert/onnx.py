@@ -87,5 +87,6 @@ def check_onnx(path: Path) -> None:
             raise ConversionError(f"ONNX {path}: input {value.name!r}: expected a batch dimension, got a scalar")
         if dims[0].HasField("dim_value") and dims[0].dim_value > 0:
             raise ConversionError(
-                f"ONNX {path}: input {value.name!r}: expected a dynamic batch dimension, got a fixed {dims[0].dim_value}"
+                f"ONNX {path}: input {value.name!r}: expected a dynamic batch dimension, "
+                f"got a fixed {dims[0].dim_value}"
             )

@@ -174,7 +174,9 @@ def int8_qdq_onnx(
         f"pct={PERCENTILE}",
         f"batch={batch_size}",
     ]
-    calib_key = content_hash([fp32_onnx], extra=[*settings, *(f"{k}={_array_hash(v)}" for k, v in calib.inputs.items())])
+    calib_key = content_hash(
+        [fp32_onnx], extra=[*settings, *(f"{k}={_array_hash(v)}" for k, v in calib.inputs.items())]
+    )
     ranges = root / "calibration" / f"{calib_key}.json"
     with step(f"int8 calibration ({method}, {len(calib)} samples)") if not ranges.exists() else nullcontext():
         calibrated = build_once(ranges, lambda tmp: _calibrate(fp32_onnx, calib, method, batch_size, tmp))
