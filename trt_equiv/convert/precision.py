@@ -9,12 +9,14 @@ and TensorRT error are measured separately.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,15 +83,53 @@ def fp16_onnx(
             model = convert_to_mixed_precision(onnx_path=str(fp32_onnx), low_precision_type="fp16", keep_io_types=True)
         else:
             float16 = require("onnxconverter_common.float16")
-            model = float16.convert_float_to_float16(onnx.load(str(fp32_onnx)), keep_io_types=True)
+            source = _separate_consumed_outputs(onnx.load(str(fp32_onnx)))
+            model = _fix_cast_targets(float16.convert_float_to_float16(source, keep_io_types=True))
         try:
-            onnx.checker.check_model(model)
-        except Exception as exc:  # onnx.checker.ValidationError
+            # full_check runs type inference: plain check_model passes files ONNX Runtime then refuses to load
+            onnx.checker.check_model(model, full_check=True)
+        except Exception as exc:  # onnx.checker.ValidationError, shape_inference.InferenceError
             raise ConversionError(f"fp16 recipe ({method}) produced an invalid model from {fp32_onnx}: {exc}") from exc
         onnx.save(model, str(tmp))
 
     built = build_once(target, convert)
     return RecipeResult(target, "fp16", method, kept_fp32=fp32_nodes(target), cache_hit=not built)
+
+
+def _separate_consumed_outputs(model: Any) -> Any:
+    """Give every graph output that nodes also consume its own Identity (a copy of ``model``).
+
+    onnxconverter-common keeps a graph output float32 (``keep_io_types``) but converts the weights of the nodes
+    that read it to float16, so a model exposing an intermediate (an embedding also feeding the logits) gets a
+    MatMul with mixed input types that ONNX Runtime refuses. Reading an internal copy instead fixes that.
+    """
+    onnx = require("onnx")
+    model = copy.deepcopy(model)
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    consumed = {i for n in graph.node for i in n.input} & outputs
+    for name in sorted(consumed):
+        internal = f"{name}__trt_equiv_internal"
+        for node in graph.node:
+            node.output[:] = [internal if o == name else o for o in node.output]
+            node.input[:] = [internal if i == name else i for i in node.input]
+        graph.node.append(onnx.helper.make_node("Identity", [internal], [name], name=f"{name}__trt_equiv_output"))
+    return model
+
+
+def _fix_cast_targets(model: Any) -> Any:
+    """Casts from integer inputs whose output onnxconverter-common retyped to float16 but whose ``to`` it left
+    at FLOAT (token models: ``Cast(ids)``, ``Cast(mask)``): point ``to`` at FLOAT16 as the graph now expects."""
+    onnx = require("onnx")
+    fp16, fp32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    types = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
+    for node in model.graph.node:
+        if node.op_type != "Cast" or types.get(node.output[0]) != fp16:
+            continue
+        for attr in node.attribute:
+            if attr.name == "to" and attr.i == fp32:
+                attr.i = fp16
+    return model
 
 
 def fp32_nodes(fp16_path: Path) -> list[str]:
