@@ -262,6 +262,8 @@ class BuildResult:
     timing_cache_used: bool
     #: what TensorRT logged at WARNING and worse during parse and build
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: per profile: input name -> (min, opt, max) shapes as TensorRT's optimization profile holds them
+    profile_shapes: tuple[dict[str, tuple[tuple[int, ...], ...]], ...] = field(default_factory=tuple)
 
     @property
     def size_bytes(self) -> int:
@@ -618,11 +620,17 @@ def build_serialized_engine(
             for i, cc in enumerate(targets):
                 if not config.set_compute_capability(cc, i):
                     raise EngineError(f"{name} {version} refused target compute capability {cc}")
+        accepted: list[dict[str, tuple[tuple[int, ...], ...]]] = []
         for index, prof in enumerate(options.profiles):
             check_profile_names(prof, list(inputs), str(path))
             profile = builder.create_optimization_profile()
             for input_name, shape in inputs.items():
                 profile.set_shape(input_name, *profile_shapes(input_name, shape, prof))
+            accepted.append(
+                {n: tuple(tuple(int(d) for d in s) for s in profile.get_shape(n)) for n in inputs}
+                if hasattr(profile, "get_shape")
+                else {}
+            )
             if config.add_optimization_profile(profile) < 0:
                 raise EngineError(
                     f"{name} {version} rejected optimization profile #{index} {prof.key()}:\n  {capture.report()}"
@@ -677,4 +685,5 @@ def build_serialized_engine(
             inputs=inputs,
             timing_cache_used=timing_used,
             warnings=tuple(capture.problems()),
+            profile_shapes=tuple(accepted),
         )
