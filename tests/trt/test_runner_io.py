@@ -23,7 +23,6 @@ import pytest
 
 from trt_equiv import runtime
 from trt_equiv.backends.tensorrt import (
-    IoTensor,
     check_in_profile,
     discover_io,
     input_specs_of,
@@ -116,7 +115,7 @@ def test_int64_data_for_an_int32_engine_input_is_converted_only_when_it_fits() -
 
 
 @pytest.mark.parametrize("type_name", ["BF16", "FP8", "INT4", "FP4"])
-def test_item6_types_without_numpy_equivalent_are_engine_errors_naming_the_tensor(rtx: ModuleType, type_name: str) -> None:
+def test_item6_types_without_numpy_equivalent_are_engine_errors(rtx: ModuleType, type_name: str) -> None:
     """Item 6: the real ``nptype`` raises TypeError for these; the runner turns it into an EngineError."""
     dtype = getattr(rtx.DataType, type_name, None)
     if dtype is None:
@@ -175,7 +174,9 @@ def test_item4_no_deserialize_after_a_failed_cuda_init_with_the_real_lean_runtim
     assert "cannot deserialize an engine here" in proc.stdout
 
 
-def test_item7_the_probe_finds_the_split_tensorrt_bindings_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_item7_the_probe_finds_the_split_tensorrt_bindings_wheel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Item 7, by a double: TensorRT 11's split wheel (``tensorrt_bindings``) is not installed here, so a stand-in
     package of that name is put on the path; the real lean wheel shows the same naming (``*_bindings``)."""
     if importlib.util.find_spec("tensorrt_lean_bindings") is not None:
@@ -253,7 +254,8 @@ def test_item1_the_cuda_extras_pin_cuda_python_per_driver() -> None:
     """The `cuda` extra must never pull cuda-python 13 (driver >= 580) by default, nor 12.6.0 (no cuda.bindings)."""
     import tomllib
 
-    extras = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
     assert extras["cuda12"] == ["cuda-python>=12.6.1,<13"] and extras["cuda13"] == ["cuda-python>=13,<14"]
     assert extras["cuda"] == ["trt-equiv[cuda12]"]
 

@@ -41,24 +41,33 @@ EXIT_CODES: dict[int, str] = {
 _STDERR_TAIL_CHARS = 3000
 
 
-def find_runner_binary(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The runner to use: ``explicit``, else $TRT_EQUIV_RUNNER, else ``trt-equiv-runner`` on PATH, else the
-    default build dir in the cache. An explicit path or the env var that points nowhere is an error, not a
-    reason to look elsewhere: silently running another binary would test the wrong thing."""
+def find_runner_binary(
+    explicit: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """The runner to use, only from a place the user named or built into (trust model: cpp/README.md):
+    ``explicit`` (``binary=``), else $TRT_EQUIV_RUNNER, else ``<cache root>/runner/build/bin/trt-equiv-runner``
+    under the cache root in use (``cache_dir``: the ``--cache-dir`` of the run, else $TRT_EQUIV_CACHE_DIR, else
+    the per-user cache), where ``trt-equiv build-runner`` puts it. Never from PATH: an executable that merely
+    happens to be there would be run on the user's data. An explicit path or the env var that points nowhere
+    is an error, not a reason to look elsewhere: silently running another binary would test the wrong thing."""
     if explicit is not None:
         return _checked_binary(Path(explicit), "binary= argument")
     from_env = os.environ.get(RUNNER_ENV_VAR)
     if from_env:
         return _checked_binary(Path(from_env), f"${RUNNER_ENV_VAR}")
+    built = built_binary(default_build_dir(cache_dir))
+    if _is_executable(built):
+        return built
     on_path = shutil.which(RUNNER_NAME)
-    if on_path:
-        return Path(on_path)
-    cached = built_binary(default_build_dir())
-    if _is_executable(cached):
-        return cached
+    path_note = (
+        f" (a {RUNNER_NAME} exists on PATH at {on_path}, but PATH is never searched: name it with "
+        f"{RUNNER_ENV_VAR}={on_path} if you trust it)"
+        if on_path
+        else ""
+    )
     raise RunnerError(
-        f"C++ runner not found: no binary= given, ${RUNNER_ENV_VAR} unset, no {RUNNER_NAME} on PATH and none "
-        f"at {cached}; {BUILD_HINT}; then set {RUNNER_ENV_VAR}=<path to {RUNNER_NAME}> or pass binary="
+        f"C++ runner not found: no binary= given, ${RUNNER_ENV_VAR} unset, and none built under the cache in use "
+        f"at {built}{path_note}; {BUILD_HINT}; or set {RUNNER_ENV_VAR}=<path to {RUNNER_NAME}> or pass binary="
     )
 
 
@@ -74,10 +83,12 @@ def _checked_binary(path: Path, source: str) -> Path:
     return path
 
 
-def runner_unavailable_reason(binary: str | os.PathLike[str] | None = None) -> str | None:
+def runner_unavailable_reason(
+    binary: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None
+) -> str | None:
     """None when a runner binary can be found (see ``find_runner_binary``), else why not and how to build it."""
     try:
-        find_runner_binary(binary)
+        find_runner_binary(binary, cache_dir)
     except RunnerError as exc:
         return str(exc)
     return None
@@ -104,6 +115,7 @@ class CppRunnerBackend(Backend):
         timeout_s: float = 600.0,
         warmup: int = 0,
         iterations: int = 1,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         # max_batch=None: the whole array goes to one run and the runner batches it (--batch-size).
         super().__init__(precision=precision, max_batch=None)
@@ -117,6 +129,8 @@ class CppRunnerBackend(Backend):
         if not self.engine_path.is_file():
             raise ModelLoadError(f"cpp: expected an engine file, got a path that does not exist: {engine_path}")
         self._binary_arg = binary
+        #: the cache root in use (``--cache-dir``): its runner/build is the one unnamed place a runner is taken from
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.batch_size = batch_size
         self.timeout_s = float(timeout_s)
         self.warmup = warmup
@@ -132,7 +146,7 @@ class CppRunnerBackend(Backend):
         self.last_stderr: str = ""
 
     def _open_impl(self) -> None:
-        self.binary = find_runner_binary(self._binary_arg)
+        self.binary = find_runner_binary(self._binary_arg, self.cache_dir)
         out = self._run([str(self.binary), "--engine", str(self.engine_path), "--describe"], "--describe")
         try:
             info = json.loads(out)
