@@ -32,19 +32,22 @@ mode = {mode!r}
 args = sys.argv[1:]
 if "--describe" in args:
     tensor = lambda name, shape: {{"name": name, "sample_shape": shape, "dtype": "float32"}}
-    print(json.dumps({{"input": tensor("x", [4]), "output": tensor("y", [3]), "min_batch": 1, "max_batch": None}}))
+    print(json.dumps({{"inputs": [tensor("x", [4])], "outputs": [dict(tensor("y", [3]), file="y.npy")],
+                      "min_batch": 1, "max_batch": None}}))
     sys.exit(0)
 opt = dict(zip(args[::2], args[1::2]))
-n = np.load(opt["--input"]).shape[0]
+n = np.load(opt["--input"].split("=", 1)[1]).shape[0]
+os.makedirs(opt["--output-dir"], exist_ok=True)
+opt["--output"] = os.path.join(opt["--output-dir"], "y.npy")
 out = np.zeros((n, 3), np.float32)
 timing = {{"samples": n, "compute_ms": None}}
 if mode == "crash":
     os.kill(os.getpid(), signal.SIGSEGV)
 if mode == "hang":
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    with open(opt["--output"] + ".pids", "w") as f:
+    with open({pid_file!r} + ".tmp", "w") as f:
         f.write(f"{{os.getpid()}} {{child.pid}}")
-    os.replace(opt["--output"] + ".pids", {pid_file!r})
+    os.replace({pid_file!r} + ".tmp", {pid_file!r})
     time.sleep(120)
 if mode == "exit4":
     print("trt-equiv-runner: engine error: could not deserialize model.plan", file=sys.stderr)
@@ -147,8 +150,8 @@ def test_unknown_exit_code(engine_file: Path, fake_runner: Callable[..., Path]) 
     [
         ("no-output", "exited 0 but wrote no output file"),
         ("truncated", "unreadable output .npy"),
-        ("rows", "wrote 4 output rows .* for 5 input samples"),
-        ("shape", r"per-sample output shape \(2,\); the engine's output has \(3,\)"),
+        ("rows", "wrote 4 rows for output 'y' .* for 5 input samples"),
+        ("shape", r"per-sample output shape \(2,\) for 'y'; the engine's output has \(3,\)"),
         ("float64", "output dtype float64; expected float32"),
         ("no-timing", "wrote no timing JSON"),
     ],
