@@ -83,6 +83,9 @@ RunResult run_batches(InferenceEngine& engine, const std::vector<NamedArray>& in
         if (given[k]) throw UsageError("input '" + r.inputs[k].name + "' is given twice");
         given[k] = true;
         if (in.array.shape.empty()) throw InputError(in.source + ": expected a batch dimension, got a 0-d array");
+        if (in.array.shape[0] < 1) {
+            throw InputError(in.source + ": expected at least one sample, got shape " + format_shape(in.array.shape));
+        }
         check_sample_shape(in, r.inputs[k]);
         data[k] = convert_dtype(in.array, r.inputs[k].dtype, in.source + " (engine input '" + r.inputs[k].name + "')");
         r.inputs[k].sample_shape.assign(in.array.shape.begin() + 1, in.array.shape.end());
