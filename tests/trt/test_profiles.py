@@ -43,7 +43,7 @@ def test_profile_text_forms() -> None:
         ("ids:1x8,16x4,32x64", "min <= opt <= max"),
         ("1,2,3 4,5,6", "given twice"),
         ("a:1,2,3 a:1,2,4", "given twice"),
-        ("ids:1x0,1x1,1x1", "positive integers"),
+        ("ids:1x0,1x1,1x1", "expected integers 1 <= min"),
     ]:
         with pytest.raises(InputValidationError, match=match):
             Profile.parse(bad)
