@@ -59,9 +59,10 @@ def default_source_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "cpp"
 
 
-def default_build_dir() -> Path:
-    """Where ``trt-equiv build-runner`` builds by default, and where the cpp backend looks last."""
-    return resolve_cache_dir() / "runner" / "build"
+def default_build_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where ``trt-equiv build-runner`` builds by default under the cache root in use (``--cache-dir``, else
+    $TRT_EQUIV_CACHE_DIR, else the per-user cache), and the one place the cpp backend looks unasked."""
+    return resolve_cache_dir(cache_dir) / "runner" / "build"
 
 
 def built_binary(build_dir: Path, name: str = RUNNER_NAME) -> Path:

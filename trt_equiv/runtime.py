@@ -14,6 +14,12 @@ from types import ModuleType
 
 from trt_equiv.errors import MissingRuntimeError
 
+#: which cuda-python goes with which NVIDIA driver (the CUDA major version its runtime needs)
+CUDA_PYTHON_HINT = (
+    "pip install 'trt-equiv[cuda13]' (cuda-python 13, NVIDIA driver >= 580) or 'trt-equiv[cuda12]' "
+    "(cuda-python 12.6.1..12.x, driver >= 525); nvidia-smi shows the driver"
+)
+
 #: module name -> what to install to get it
 INSTALL_HINTS: dict[str, str] = {
     "tensorflow": "pip install 'trt-equiv[tf]'  (tensorflow-cpu or tensorflow)",
@@ -24,7 +30,8 @@ INSTALL_HINTS: dict[str, str] = {
     "tensorrt": "install TensorRT (NVIDIA's container, or pip install tensorrt from NVIDIA's index)",
     "tensorrt_rtx": "pip install 'trt-equiv[trt-rtx]'  (tensorrt-rtx-cu13-libs + tensorrt-rtx-cu13-bindings)",
     "tensorrt_rtx_bindings": "pip install 'trt-equiv[trt-rtx]'  (tensorrt-rtx-cu13-libs + tensorrt-rtx-cu13-bindings)",
-    "cuda.bindings": "pip install 'trt-equiv[cuda]'  (cuda-python)",
+    "tensorrt_bindings": "install TensorRT 11 (pip install tensorrt-cu13, or the split -libs + -bindings wheels)",
+    "cuda.bindings": CUDA_PYTHON_HINT,
     "pycuda": "pip install pycuda",
     "matplotlib": "pip install 'trt-equiv[report]'  (matplotlib)",
     "sklearn": "pip install scikit-learn  (only to regenerate the bundled fixtures)",
@@ -32,14 +39,20 @@ INSTALL_HINTS: dict[str, str] = {
 
 #: every heavy runtime trt_equiv imports lazily (and only through ``require``)
 HEAVY_MODULES = (
-    "tensorflow", "tf2onnx", "keras", "onnx", "onnxruntime", "onnxconverter_common", "tensorrt", "tensorrt_rtx",
-    "tensorrt_rtx_bindings", "cuda", "pycuda", "matplotlib", "sklearn", "modelopt", "torch",
+    "tensorflow", "tf2onnx", "keras", "onnx", "onnxruntime", "onnxconverter_common", "tensorrt", "tensorrt_bindings",
+    "tensorrt_rtx", "tensorrt_rtx_bindings", "tensorrt_lean", "tensorrt_lean_bindings", "cuda", "pycuda",
+    "matplotlib", "sklearn", "modelopt", "torch",
 )  # fmt: skip
 
-#: TensorRT flavours, preferred first; all expose the same Python API names. TensorRT for RTX is imported
-#: as ``tensorrt_rtx`` from its front-end package, or as ``tensorrt_rtx_bindings`` when only the split
-#: ``tensorrt-rtx-cu13-bindings`` + ``-libs`` wheels are installed (what PyPI can serve without NVIDIA's index).
-TENSORRT_MODULES = ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings")
+#: TensorRT flavours, preferred first; all expose the same Python API names. TensorRT 11's split wheels
+#: (``tensorrt-cu13-bindings`` + ``-libs``, without the ``tensorrt`` front end) import as ``tensorrt_bindings``;
+#: TensorRT for RTX is imported as ``tensorrt_rtx`` from its front-end package, or as ``tensorrt_rtx_bindings``
+#: when only the split ``tensorrt-rtx-cu13-bindings`` + ``-libs`` wheels are installed.
+#: The TensorRT 11 lean runtime (``tensorrt_lean``, or ``tensorrt_lean_bindings`` from its split wheels) only
+#: deserializes and runs engines, so it comes last: the builder needs one of the others.
+TENSORRT_MODULES = (
+    "tensorrt", "tensorrt_bindings", "tensorrt_rtx", "tensorrt_rtx_bindings", "tensorrt_lean", "tensorrt_lean_bindings",
+)  # fmt: skip
 RTX_MODULES = ("tensorrt_rtx", "tensorrt_rtx_bindings")
 
 
@@ -86,16 +99,29 @@ def tensorrt_module(prefer: str | None = None) -> ModuleType:
     raise MissingRuntimeError(f"TensorRT Python module not installed (looked for {wanted}); {hints}")
 
 
-@lru_cache(maxsize=1)
-def _probe_cuda() -> tuple[tuple[str, tuple[int, int]] | None, str]:
-    """(device 0 as (name, compute capability), or None with the reason)."""
-    if not is_available("cuda.bindings"):
-        return None, "cuda-python not installed (pip install cuda-python)"
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError as exc:
-        return None, f"cuda-python unusable ({exc})"
+#: cudaErrorInsufficientDriver: the driver is older than the CUDA runtime cuda-python was built for, or absent
+_CUDA_INSUFFICIENT_DRIVER = 35
+
+
+def _cuda_version(v: int) -> str:
+    """12040 -> '12.4' (the encoding of cudaDriverGetVersion / cudaRuntimeGetVersion)."""
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def _probe_cudart(cudart: ModuleType) -> tuple[tuple[str, tuple[int, int]] | None, str]:
+    """Device 0 through cuda-python's runtime API; an InsufficientDriver result says which side is too old."""
     err, count = cudart.cudaGetDeviceCount()
+    if int(err) == _CUDA_INSUFFICIENT_DRIVER:
+        _, driver = cudart.cudaDriverGetVersion()
+        _, runtime = cudart.cudaRuntimeGetVersion()
+        driver, runtime = int(driver or 0), int(runtime or 0)
+        if driver == 0:
+            return None, "no CUDA GPU (no NVIDIA driver found: libcuda is not installed or not loadable)"
+        return None, (
+            f"no usable CUDA GPU: driver/cuda-python mismatch — the NVIDIA driver supports CUDA up to "
+            f"{_cuda_version(driver)}, but the installed cuda-python is built for CUDA {_cuda_version(runtime)} "
+            f"and needs a newer driver; install the cuda-python that matches the driver: {CUDA_PYTHON_HINT}"
+        )
     if int(err) != 0 or count < 1:
         name = getattr(err, "name", str(err))
         return None, f"no CUDA GPU (cudaGetDeviceCount: {name}, count {count if int(err) == 0 else 0})"
@@ -105,6 +131,35 @@ def _probe_cuda() -> tuple[tuple[str, tuple[int, int]] | None, str]:
     raw = props.name
     name = raw.decode(errors="replace").rstrip("\x00") if isinstance(raw, bytes) else str(raw)
     return (name, (int(props.major), int(props.minor))), ""
+
+
+def _probe_pycuda() -> tuple[tuple[str, tuple[int, int]] | None, str]:
+    """Device 0 through pycuda's driver API (the other CUDA binding ``trt_equiv.trt.cuda`` accepts)."""
+    try:
+        drv = importlib.import_module("pycuda.driver")
+        drv.init()
+        count = int(drv.Device.count())
+    except Exception as exc:  # pycuda raises pycuda.driver.Error (or ImportError of libcuda) for a missing driver
+        return None, f"no CUDA GPU (pycuda: {type(exc).__name__}: {exc})"
+    if count < 1:
+        return None, "no CUDA GPU (pycuda: Device.count() is 0)"
+    dev = drv.Device(0)
+    major, minor = dev.compute_capability()
+    return (str(dev.name()), (int(major), int(minor))), ""
+
+
+@lru_cache(maxsize=1)
+def _probe_cuda() -> tuple[tuple[str, tuple[int, int]] | None, str]:
+    """(device 0 as (name, compute capability), or None with the reason): cuda-python first, else pycuda."""
+    if is_available("cuda.bindings"):
+        try:
+            cudart = importlib.import_module("cuda.bindings.runtime")
+        except ImportError as exc:
+            return None, f"cuda-python unusable ({exc}); {CUDA_PYTHON_HINT}"
+        return _probe_cudart(cudart)
+    if is_available("pycuda"):
+        return _probe_pycuda()
+    return None, f"neither cuda-python nor pycuda is installed ({CUDA_PYTHON_HINT}, or pip install pycuda)"
 
 
 def cuda_device() -> tuple[str, tuple[int, int]] | None:

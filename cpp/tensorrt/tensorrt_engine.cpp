@@ -4,6 +4,7 @@
 #include <NvInferRuntime.h>
 #include <NvInferVersion.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -15,7 +16,6 @@
 
 #include "cuda_util.hpp"
 #include "trt_equiv/errors.hpp"
-#include "trt_equiv/half.hpp"
 
 namespace trt_equiv {
 namespace {
@@ -52,7 +52,24 @@ std::string data_type_name(nv::DataType t) {
         case nv::DataType::kINT32: return "INT32";
         case nv::DataType::kBOOL: return "BOOL";
         case nv::DataType::kUINT8: return "UINT8";
+#if NV_TENSORRT_MAJOR >= 10
+        case nv::DataType::kINT64: return "INT64";
+#endif
         default: return "DataType(" + std::to_string(static_cast<int>(t)) + ")";
+    }
+}
+
+/// The runner's element type for an engine tensor type; false for types it cannot serve (INT8, BF16, FP8, ...).
+bool runner_dtype(nv::DataType t, DType& out) {
+    switch (t) {
+        case nv::DataType::kFLOAT: out = DType::kFloat32; return true;
+        case nv::DataType::kHALF: out = DType::kFloat16; return true;
+        case nv::DataType::kINT32: out = DType::kInt32; return true;
+        case nv::DataType::kBOOL: out = DType::kBool; return true;
+#if NV_TENSORRT_MAJOR >= 10
+        case nv::DataType::kINT64: out = DType::kInt64; return true;
+#endif
+        default: return false;
     }
 }
 
@@ -66,7 +83,13 @@ std::vector<std::int64_t> dims_vector(const nv::Dims& d) {
 struct IoTensor {
     std::string name;
     nv::DataType type = nv::DataType::kFLOAT;
+    DType dtype = DType::kFloat32;
     std::vector<std::int64_t> engine_shape;  // as the engine declares it, -1 for dynamic
+    std::vector<std::int64_t> lo, hi;        // profile 0 min/max shapes (inputs with dynamic dimensions)
+    std::vector<std::int64_t> sample;        // per-sample shape in use (after prepare)
+    std::size_t row_bytes = 0;               // bytes per sample (after prepare)
+    cuda::DevicePtr device;
+    cuda::PinnedPtr pinned;
 };
 
 class TensorRTEngine final : public InferenceEngine {
@@ -75,6 +98,7 @@ public:
         int devices = 0;
         const cudaError_t err = cudaGetDeviceCount(&devices);
         if (err != cudaSuccess || devices < 1) {
+            // Never go on to deserialize after a failed CUDA initialisation: some runtimes crash there.
             throw EngineError(std::string("no usable CUDA device: ") +
                               (err != cudaSuccess ? cudaGetErrorString(err) : "cudaGetDeviceCount returned 0"));
         }
@@ -106,62 +130,76 @@ public:
         return "TensorRT " + version_string(getInferLibVersion()) + " engine " + path_ + " on " + device_;
     }
 
-    TensorDesc input() const override { return desc(in_, in_sample_); }
-    TensorDesc output() const override { return desc(out_, out_sample_); }
+    std::vector<TensorDesc> inputs() const override {
+        std::vector<TensorDesc> out;
+        for (const auto& t : in_) out.push_back({t.name, {t.engine_shape.begin() + 1, t.engine_shape.end()}, t.dtype});
+        return out;
+    }
+
+    std::vector<TensorDesc> outputs() const override {
+        std::vector<TensorDesc> out;
+        for (const auto& t : out_) {
+            out.push_back({t.name, prepared_rows_ ? t.sample : std::vector<std::int64_t>(t.engine_shape.begin() + 1,
+                                                                                         t.engine_shape.end()),
+                           t.dtype});
+        }
+        return out;
+    }
+
     BatchLimits batch_limits() const override { return limits_; }
 
-    void prepare(std::int64_t max_rows) override {
-        set_batch(max_rows);
-        const std::vector<std::int64_t> out_dims = dims_vector(context_->getTensorShape(out_.name.c_str()));
-        out_sample_.assign(out_dims.begin() + 1, out_dims.end());
-        in_elems_ = static_cast<std::size_t>(shape_elements(in_sample_));
-        out_elems_ = static_cast<std::size_t>(shape_elements(out_sample_));
-        const std::size_t in_bytes = static_cast<std::size_t>(max_rows) * in_elems_ * type_size(in_.type);
-        const std::size_t out_bytes = static_cast<std::size_t>(max_rows) * out_elems_ * type_size(out_.type);
-        d_in_ = cuda::device_alloc(in_bytes);
-        d_out_ = cuda::device_alloc(out_bytes);
-        h_in_ = cuda::pinned_alloc(in_bytes);
-        h_out_ = cuda::pinned_alloc(out_bytes);
-        // Addresses never change after this: the buffers are sized for the largest batch.
-        if (!context_->setTensorAddress(in_.name.c_str(), d_in_.get()) ||
-            !context_->setTensorAddress(out_.name.c_str(), d_out_.get())) {
-            throw EngineError("setTensorAddress failed (see the TensorRT messages above)");
+    void prepare(const std::vector<std::vector<std::int64_t>>& sample_shapes, std::int64_t max_rows) override {
+        if (sample_shapes.size() != in_.size()) throw InternalError("prepare() with the wrong number of input shapes");
+        for (std::size_t i = 0; i < in_.size(); ++i) in_[i].sample = sample_shapes[i];
+        set_shapes(max_rows);  // every buffer is sized for the largest batch, with these per-sample shapes
+        for (auto& t : out_) {
+            const auto dims = dims_vector(context_->getTensorShape(t.name.c_str()));
+            t.sample.assign(dims.begin() + 1, dims.end());
+        }
+        for (auto* group : {&in_, &out_}) {
+            for (auto& t : *group) {
+                t.row_bytes = static_cast<std::size_t>(shape_elements(t.sample)) * dtype_size(t.dtype);
+                const std::size_t bytes = std::max<std::size_t>(static_cast<std::size_t>(max_rows) * t.row_bytes, 1);
+                t.device = cuda::device_alloc(bytes);
+                t.pinned = cuda::pinned_alloc(bytes);
+                // Addresses never change after this: the buffers are sized for the largest batch.
+                if (!context_->setTensorAddress(t.name.c_str(), t.device.get())) {
+                    throw EngineError("setTensorAddress('" + t.name + "') failed (see the TensorRT messages above)");
+                }
+            }
         }
         prepared_rows_ = max_rows;
     }
 
-    std::int64_t infer(const float* x, std::int64_t rows, float* y) override {
-        if (rows < 1 || rows > prepared_rows_) {
-            throw InternalError("infer() with " + std::to_string(rows) + " rows, buffers sized for " +
-                                std::to_string(prepared_rows_));
+    std::int64_t infer(const std::vector<const void*>& in, std::int64_t rows, const std::vector<void*>& out) override {
+        if (rows < 1 || rows > prepared_rows_ || in.size() != in_.size() || out.size() != out_.size()) {
+            throw InternalError("infer() with " + std::to_string(rows) + " rows / " + std::to_string(in.size()) +
+                                " inputs, buffers sized for " + std::to_string(prepared_rows_) + " / " +
+                                std::to_string(in_.size()));
         }
-        const std::int64_t out_rows = set_batch(rows);
-        const std::size_t in_count = static_cast<std::size_t>(rows) * in_elems_;
-        const std::size_t out_count = static_cast<std::size_t>(rows) * out_elems_;
-        if (in_.type == nv::DataType::kHALF) {
-            floats_to_halves(x, static_cast<std::uint16_t*>(h_in_.get()), in_count);
-        } else {
-            std::memcpy(h_in_.get(), x, in_count * sizeof(float));
+        const std::int64_t out_rows = set_shapes(rows);
+        const auto r = static_cast<std::size_t>(rows);
+        for (std::size_t i = 0; i < in_.size(); ++i) {
+            auto& t = in_[i];
+            std::memcpy(t.pinned.get(), in[i], r * t.row_bytes);
+            TRT_EQUIV_CUDA_CHECK(
+                cudaMemcpyAsync(t.device.get(), t.pinned.get(), r * t.row_bytes, cudaMemcpyHostToDevice, stream_.get()));
         }
-        const std::size_t in_bytes = in_count * type_size(in_.type);
-        const std::size_t out_bytes = out_count * type_size(out_.type);
-        TRT_EQUIV_CUDA_CHECK(cudaMemcpyAsync(d_in_.get(), h_in_.get(), in_bytes, cudaMemcpyHostToDevice, stream_.get()));
         TRT_EQUIV_CUDA_CHECK(cudaEventRecord(start_.get(), stream_.get()));
         if (!context_->enqueueV3(stream_.get())) {
             throw EngineError("enqueueV3 failed for a batch of " + std::to_string(rows) +
                               " (see the TensorRT messages above)");
         }
         TRT_EQUIV_CUDA_CHECK(cudaEventRecord(stop_.get(), stream_.get()));
-        TRT_EQUIV_CUDA_CHECK(cudaMemcpyAsync(h_out_.get(), d_out_.get(), out_bytes, cudaMemcpyDeviceToHost, stream_.get()));
+        for (auto& t : out_) {
+            TRT_EQUIV_CUDA_CHECK(
+                cudaMemcpyAsync(t.pinned.get(), t.device.get(), r * t.row_bytes, cudaMemcpyDeviceToHost, stream_.get()));
+        }
         TRT_EQUIV_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
         float elapsed = 0.0f;
         TRT_EQUIV_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start_.get(), stop_.get()));
         last_compute_ms_ = static_cast<double>(elapsed);
-        if (out_.type == nv::DataType::kHALF) {
-            halves_to_floats(static_cast<const std::uint16_t*>(h_out_.get()), y, out_count);
-        } else {
-            std::memcpy(y, h_out_.get(), out_count * sizeof(float));
-        }
+        for (std::size_t j = 0; j < out_.size(); ++j) std::memcpy(out[j], out_[j].pinned.get(), r * out_[j].row_bytes);
         return out_rows;
     }
 
@@ -177,14 +215,7 @@ private:
         return bytes;
     }
 
-    static std::size_t type_size(nv::DataType t) { return t == nv::DataType::kHALF ? 2 : 4; }
-
-    static TensorDesc desc(const IoTensor& t, const std::vector<std::int64_t>& sample) {
-        return {t.name, sample, t.type == nv::DataType::kHALF ? DType::kFloat16 : DType::kFloat32};
-    }
-
     void discover_io() {
-        std::vector<IoTensor> inputs, outputs;
         std::string listing;
         for (std::int32_t i = 0; i < engine_->getNbIOTensors(); ++i) {
             IoTensor t;
@@ -194,87 +225,101 @@ private:
             const bool is_input = engine_->getTensorIOMode(t.name.c_str()) == nv::TensorIOMode::kINPUT;
             listing += std::string(listing.empty() ? "" : ", ") + (is_input ? "input '" : "output '") + t.name + "' " +
                        data_type_name(t.type) + format_shape(t.engine_shape);
-            (is_input ? inputs : outputs).push_back(t);
+            (is_input ? in_ : out_).push_back(std::move(t));
         }
-        if (inputs.size() != 1 || outputs.size() != 1) {
-            throw EngineError("this runner serves engines with exactly one input and one output; " + path_ + " has " +
-                              listing);
+        if (in_.empty() || out_.empty()) {
+            throw EngineError("this runner serves engines with at least one input and one output; " + path_ +
+                              " has " + listing);
         }
-        in_ = inputs.front();
-        out_ = outputs.front();
-        for (const IoTensor* t : {&in_, &out_}) {
-            if (t->type != nv::DataType::kFLOAT && t->type != nv::DataType::kHALF) {
-                throw EngineError("tensor '" + t->name + "' has type " + data_type_name(t->type) +
-                                  "; the runner supports FLOAT and HALF I/O (" + listing + ")");
-            }
-            if (engine_->getTensorFormat(t->name.c_str()) != nv::TensorFormat::kLINEAR) {
-                throw EngineError("tensor '" + t->name + "' uses a vectorized format; build the engine with linear I/O");
-            }
-            if (t->engine_shape.empty()) throw EngineError("tensor '" + t->name + "' has no batch dimension");
-        }
-        in_sample_.assign(in_.engine_shape.begin() + 1, in_.engine_shape.end());
-        for (const std::int64_t d : in_sample_) {
-            if (d < 1) {
-                throw EngineError("input '" + in_.name + "' " + format_shape(in_.engine_shape) +
-                                  " has a dynamic non-batch dimension; only the batch (first) dimension may be dynamic");
+        limits_ = {1, 0};
+        for (auto* group : {&in_, &out_}) {
+            for (auto& t : *group) {
+                if (!runner_dtype(t.type, t.dtype)) {
+                    throw EngineError("tensor '" + t.name + "' has type " + data_type_name(t.type) +
+                                      "; the runner supports FLOAT, HALF, INT32, INT64 and BOOL I/O (" + listing + ")");
+                }
+                if (engine_->getTensorFormat(t.name.c_str()) != nv::TensorFormat::kLINEAR) {
+                    throw EngineError("tensor '" + t.name + "' uses a vectorized format; build the engine with linear I/O");
+                }
+                if (t.engine_shape.empty()) throw EngineError("tensor '" + t.name + "' has no batch dimension");
             }
         }
-        if (in_.engine_shape.front() >= 1) {
-            limits_ = {in_.engine_shape.front(), in_.engine_shape.front()};  // fixed batch
-        } else {
-            if (engine_->getNbOptimizationProfiles() < 1) throw EngineError("dynamic batch but no optimization profile");
-            // Profile 0 is the one a fresh execution context uses.
-            const auto lo = dims_vector(engine_->getProfileShape(in_.name.c_str(), 0, nv::OptProfileSelector::kMIN));
-            const auto hi = dims_vector(engine_->getProfileShape(in_.name.c_str(), 0, nv::OptProfileSelector::kMAX));
-            if (lo.empty() || hi.empty() || lo.front() < 1 || hi.front() < lo.front()) {
-                throw EngineError("cannot read the batch range of profile 0 for input '" + in_.name + "'");
+        bool first = true;
+        for (auto& t : in_) {
+            BatchLimits b;
+            if (t.engine_shape.front() >= 1 && std::none_of(t.engine_shape.begin(), t.engine_shape.end(),
+                                                             [](std::int64_t d) { return d < 0; })) {
+                b = {t.engine_shape.front(), t.engine_shape.front()};  // fully fixed shape
+                t.lo = t.hi = t.engine_shape;
+            } else {
+                if (engine_->getNbOptimizationProfiles() < 1) throw EngineError("dynamic input but no optimization profile");
+                // Profile 0 is the one a fresh execution context uses.
+                t.lo = dims_vector(engine_->getProfileShape(t.name.c_str(), 0, nv::OptProfileSelector::kMIN));
+                t.hi = dims_vector(engine_->getProfileShape(t.name.c_str(), 0, nv::OptProfileSelector::kMAX));
+                if (t.lo.size() != t.engine_shape.size() || t.hi.size() != t.lo.size() || t.lo.front() < 1 ||
+                    t.hi.front() < t.lo.front()) {
+                    throw EngineError("cannot read the profile 0 range of input '" + t.name + "'");
+                }
+                b = {t.lo.front(), t.hi.front()};
             }
-            limits_ = {lo.front(), hi.front()};
+            limits_.min = first ? b.min : std::max(limits_.min, b.min);
+            limits_.max = first ? b.max : std::min(limits_.max, b.max);
+            first = false;
         }
+        if (limits_.max < limits_.min) throw EngineError("the inputs' batch ranges do not overlap (" + listing + ")");
     }
 
-    /// Set the input batch; returns the output's batch, which must follow it.
-    std::int64_t set_batch(std::int64_t rows) {
+    /// Set every input's shape for a batch of ``rows``; returns the outputs' batch, which must follow it.
+    std::int64_t set_shapes(std::int64_t rows) {
         if (rows != current_rows_) {
-            nv::Dims dims = engine_->getTensorShape(in_.name.c_str());
-            dims.d[0] = static_cast<std::remove_reference_t<decltype(dims.d[0])>>(rows);  // int32 (8.6) or int64
-            if (!context_->setInputShape(in_.name.c_str(), dims)) {
-                throw EngineError("setInputShape(" + in_.name + ", batch " + std::to_string(rows) +
-                                  ") failed: outside the engine's batch range [" + std::to_string(limits_.min) + ", " +
-                                  std::to_string(limits_.max) + "]?");
+            for (const auto& t : in_) {
+                std::vector<std::int64_t> want = {rows};
+                want.insert(want.end(), t.sample.begin(), t.sample.end());
+                for (std::size_t d = 0; d < want.size(); ++d) {
+                    if (want[d] < t.lo[d] || want[d] > t.hi[d]) {
+                        throw InputError("input '" + t.name + "' shape " + format_shape(want) +
+                                         " is outside the engine profile " + format_shape(t.lo) + " .. " +
+                                         format_shape(t.hi));
+                    }
+                }
+                nv::Dims dims = engine_->getTensorShape(t.name.c_str());
+                for (std::size_t d = 0; d < want.size(); ++d) {
+                    dims.d[d] = static_cast<std::remove_reference_t<decltype(dims.d[0])>>(want[d]);  // int32 (8.6) or int64
+                }
+                if (!context_->setInputShape(t.name.c_str(), dims)) {
+                    throw EngineError("setInputShape(" + t.name + ", " + format_shape(want) +
+                                      ") failed (see the TensorRT messages above)");
+                }
             }
             current_rows_ = rows;
         }
-        const auto out_dims = dims_vector(context_->getTensorShape(out_.name.c_str()));
-        for (const std::int64_t d : out_dims) {
-            if (d < 0) {
-                throw EngineError("output '" + out_.name + "' shape " + format_shape(out_dims) +
-                                  " is not fully determined by the input shape");
+        for (const auto& t : out_) {
+            const auto out_dims = dims_vector(context_->getTensorShape(t.name.c_str()));
+            for (const std::int64_t d : out_dims) {
+                if (d < 0) {
+                    throw EngineError("output '" + t.name + "' shape " + format_shape(out_dims) +
+                                      " is not determined by the input shapes (a data-dependent size)");
+                }
+            }
+            if (out_dims.front() != rows) {
+                throw EngineError("output '" + t.name + "' batch " + std::to_string(out_dims.front()) +
+                                  " does not follow the input batch " + std::to_string(rows));
             }
         }
-        if (out_dims.front() != rows) {
-            throw EngineError("output '" + out_.name + "' batch " + std::to_string(out_dims.front()) +
-                              " does not follow the input batch " + std::to_string(rows));
-        }
-        return out_dims.front();
+        return rows;
     }
 
     std::string path_;
     std::string device_;
     // Declaration order is destruction order reversed: context before engine before runtime, and the logger
-    // outlives all three (TensorRT keeps a reference to it).
+    // outlives all three (TensorRT keeps a reference to it). Device buffers (in the IoTensors) go first.
     StderrLogger logger_;
     std::unique_ptr<nv::IRuntime> runtime_;       // TensorRT 8+ objects are destroyed with delete
     std::unique_ptr<nv::ICudaEngine> engine_;
     std::unique_ptr<nv::IExecutionContext> context_;
     cuda::StreamPtr stream_;
     cuda::EventPtr start_, stop_;
-    cuda::DevicePtr d_in_, d_out_;
-    cuda::PinnedPtr h_in_, h_out_;
-
-    IoTensor in_, out_;
-    std::vector<std::int64_t> in_sample_, out_sample_;
-    std::size_t in_elems_ = 0, out_elems_ = 0;
+    std::vector<IoTensor> in_, out_;
     BatchLimits limits_;
     std::int64_t prepared_rows_ = 0;
     std::int64_t current_rows_ = -1;

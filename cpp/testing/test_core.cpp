@@ -5,6 +5,7 @@
 #include <functional>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "trt_equiv/batching.hpp"
@@ -207,18 +208,40 @@ void test_cli_parse() {
     using trt_equiv::UsageError;
     const auto o = trt_equiv::parse_cli({"--engine", "e", "--input=i.npy", "--output", "o.npy", "--batch-size", "7",
                                          "--warmup", "2", "--iterations", "3", "--timing-json", "t.json"});
-    CHECK(o.engine == "e" && o.input == "i.npy" && o.output == "o.npy" && o.timing_json == "t.json");
+    CHECK(o.engine == "e" && o.inputs == std::vector<std::string>{"i.npy"} && o.output == "o.npy" && o.timing_json == "t.json");
     CHECK(o.run.batch_size == 7 && o.run.warmup == 2 && o.run.iterations == 3);
     CHECK(trt_equiv::parse_cli({"--help"}).help);
-    CHECK_THROWS(UsageError, trt_equiv::parse_cli({"--engine", "e"}), "--input --output");
+    const auto multi = trt_equiv::parse_cli({"--engine", "e", "--input", "ids=a.npy", "--input", "mask=b.npy",
+                                             "--output-dir", "out"});
+    CHECK(multi.inputs == (std::vector<std::string>{"ids=a.npy", "mask=b.npy"}) && multi.output_dir == "out");
+    CHECK_THROWS(UsageError, trt_equiv::parse_cli({"--engine", "e"}), "--input --output or --output-dir");
+    CHECK_THROWS(UsageError, trt_equiv::parse_cli({"--engine", "e", "--input", "i", "--output", "o", "--output-dir", "d"}), "not both");
     CHECK_THROWS(UsageError, trt_equiv::parse_cli({"--engine", "e", "--input", "i", "--output", "o", "--bogus", "1"}), "unknown option");
     CHECK_THROWS(UsageError, trt_equiv::parse_cli({"--engine", "e", "--input", "i", "--output", "o", "--batch-size", "3x"}), "integer");
     CHECK_THROWS(UsageError, trt_equiv::parse_cli({"--engine", "e", "--input", "i", "--output", "o", "--batch-size", "0"}), "must be in");
     CHECK_THROWS(UsageError, trt_equiv::parse_cli({"--engine"}), "needs a value");
     CHECK_THROWS(UsageError, trt_equiv::parse_cli({"stray"}), "unexpected argument");
+
+    using P = std::vector<std::pair<std::string, std::string>>;
+    const std::vector<trt_equiv::TensorDesc> one = {{"x", {2}, trt_equiv::DType::kFloat32}};
+    const std::vector<trt_equiv::TensorDesc> two = {{"ids:0", {-1}, trt_equiv::DType::kInt32},
+                                                    {"a=b", {-1}, trt_equiv::DType::kBool}};
+    CHECK(trt_equiv::resolve_inputs({"dir/x=1.npy"}, one) == (P{{"x", "dir/x=1.npy"}}));  // a path with '=' is a path
+    CHECK(trt_equiv::resolve_inputs({"x=in.npy"}, one) == (P{{"x", "in.npy"}}));
+    CHECK(trt_equiv::resolve_inputs({"a=b=m.npy", "ids:0=t=1.npy"}, two) == (P{{"a=b", "m.npy"}, {"ids:0", "t=1.npy"}}));
+    CHECK_THROWS(UsageError, trt_equiv::resolve_inputs({"t.npy", "a=b=m.npy"}, two), "names no engine input");
+    CHECK_THROWS(UsageError, trt_equiv::resolve_inputs({"a.npy", "b.npy"}, one), "names no engine input");
+    CHECK_THROWS(UsageError, trt_equiv::resolve_inputs({"ids:0=a.npy", "ids:0=b.npy"}, two), "given twice");
+
+    const auto files = trt_equiv::output_file_names({{"probs", {}, trt_equiv::DType::kFloat32},
+                                                     {"out/../x:0", {}, trt_equiv::DType::kFloat32},
+                                                     {".hidden", {}, trt_equiv::DType::kFloat32},
+                                                     {"probs", {}, trt_equiv::DType::kFloat32}});
+    CHECK(files == (std::vector<std::string>{"probs.npy", "out_.._x_0.npy", "_.hidden.npy", "probs__3.npy"}));
 }
 
-/// out[i] = [in[i][0] * 2, in[i][1]]: row identity survives, so order and count are visible.
+/// Two inputs a (N, 2) float32 and b (N, 1) int32 -> sum (N, 1) = a0*2 + a1 + b, copy (N, 1) int64 = b:
+/// row identity survives, so order, count and pairing of the inputs' rows are visible.
 class FakeEngine final : public trt_equiv::InferenceEngine {
 public:
     trt_equiv::BatchLimits limits;
@@ -227,70 +250,141 @@ public:
     std::int64_t prepared = 0;
 
     std::string describe() const override { return "fake"; }
-    trt_equiv::TensorDesc input() const override { return {"in", {2, 1}, trt_equiv::DType::kFloat32}; }
-    trt_equiv::TensorDesc output() const override { return {"out", {2}, trt_equiv::DType::kFloat32}; }
+    std::vector<trt_equiv::TensorDesc> inputs() const override {
+        return {{"a", {2}, trt_equiv::DType::kFloat32}, {"b", {1}, trt_equiv::DType::kInt32}};
+    }
+    std::vector<trt_equiv::TensorDesc> outputs() const override {
+        return {{"sum", {1}, trt_equiv::DType::kFloat32}, {"copy", {1}, trt_equiv::DType::kInt64}};
+    }
     trt_equiv::BatchLimits batch_limits() const override { return limits; }
-    void prepare(std::int64_t max_rows) override { prepared = max_rows; }
-    std::int64_t infer(const float* in, std::int64_t rows, float* out) override {
+    void prepare(const std::vector<std::vector<std::int64_t>>& shapes, std::int64_t max_rows) override {
+        CHECK(shapes.size() == 2);
+        prepared = max_rows;
+    }
+    std::int64_t infer(const std::vector<const void*>& in, std::int64_t rows, const std::vector<void*>& out) override {
         seen_rows.push_back(rows);
+        const auto* a = static_cast<const float*>(in[0]);
+        const auto* b = static_cast<const std::int32_t*>(in[1]);
         for (std::int64_t i = 0; i < rows; ++i) {
-            out[2 * i] = in[2 * i] * 2;
-            out[2 * i + 1] = in[2 * i + 1];
+            static_cast<float*>(out[0])[i] = a[2 * i] * 2 + a[2 * i + 1] + static_cast<float>(b[i]);
+            static_cast<std::int64_t*>(out[1])[i] = b[i];
         }
         return rows - short_by;
     }
 };
 
+trt_equiv::NpyArray make_array(trt_equiv::DType dtype, std::vector<std::int64_t> shape, const void* values) {
+    trt_equiv::NpyArray a;
+    a.dtype = dtype;
+    a.shape = std::move(shape);
+    const auto bytes = static_cast<std::size_t>(a.elements()) * trt_equiv::dtype_size(dtype);
+    a.data.resize(bytes);
+    std::memcpy(a.data.data(), values, bytes);
+    return a;
+}
+
 void test_run_batches() {
+    using trt_equiv::DType;
     const std::int64_t n = 11;
-    std::vector<float> x;
+    std::vector<float> av;
+    std::vector<std::int64_t> bv;  // int64 data for the engine's int32 input: converted, range-checked
     for (std::int64_t i = 0; i < n; ++i) {
-        x.push_back(static_cast<float>(i));
-        x.push_back(static_cast<float>(-i));
+        av.push_back(static_cast<float>(i));
+        av.push_back(static_cast<float>(-i));
+        bv.push_back(100 * i);
     }
+    const std::vector<trt_equiv::NamedArray> in = {{"b", make_array(DType::kInt64, {n, 1}, bv.data()), "b.npy"},
+                                                   {"a", make_array(DType::kFloat32, {n, 2}, av.data()), "a.npy"}};
+    const auto sum_ok = [&](const trt_equiv::RunResult& r) {
+        bool ok = r.outputs.size() == 2 && r.outputs[0].shape == (std::vector<std::int64_t>{n, 1});
+        for (std::int64_t i = 0; ok && i < n; ++i) {
+            float s = 0;
+            std::int64_t c = 0;
+            std::memcpy(&s, r.outputs[0].data.data() + 4 * i, 4);
+            std::memcpy(&c, r.outputs[1].data.data() + 8 * i, 8);
+            ok = s == static_cast<float>(i + 100 * i) && c == 100 * i;
+        }
+        return ok;
+    };
     {
         FakeEngine e;
         trt_equiv::RunOptions opt;
         opt.batch_size = 4;
         opt.warmup = 1;
         opt.iterations = 2;
-        const auto r = trt_equiv::run_batches(e, x, {n, 2, 1}, opt);
-        CHECK(r.output_shape == (std::vector<std::int64_t>{n, 2}));
-        bool ordered = true;
-        for (std::int64_t i = 0; i < n; ++i) ordered = ordered && r.output[2 * i] == 2.0f * i && r.output[2 * i + 1] == -1.0f * i;
-        CHECK(ordered);
+        const auto r = trt_equiv::run_batches(e, in, opt);  // given in another order than the engine's: by name
+        CHECK(sum_ok(r));
+        CHECK(r.outputs[1].desc.dtype == DType::kInt64 && r.inputs[1].dtype == DType::kInt32);
         CHECK(e.prepared == 4);
         CHECK(e.seen_rows == (std::vector<std::int64_t>{4, 4, 3, 4, 4, 3, 4, 4, 3}));  // 3 passes, last batch partial
         CHECK(r.pass_ms.size() == 2 && r.batch_ms.size() == 6 && r.compute_ms.empty());
         const std::string json = trt_equiv::timing_json(r, opt, "e.plan", "fake");
         CHECK(json.find("\"samples\": 11") != std::string::npos);
         CHECK(json.find("\"last_batch_rows\": 3") != std::string::npos);
+        CHECK(json.find("\"name\": \"copy\", \"shape\": [11, 1], \"engine_dtype\": \"int64\"") != std::string::npos);
+        const std::string desc = trt_equiv::describe_json(e);
+        CHECK(desc.find("\"file\": \"copy.npy\"") != std::string::npos && desc.find("\"name\": \"b\"") != std::string::npos);
     }
     {
-        FakeEngine e;  // fixed batch 4: the last 3 samples run padded to 4 and only 3 rows come back
+        FakeEngine e;  // fixed batch 4: the last 3 samples of every input run padded to 4; only 3 rows come back
         e.limits = {4, 4};
-        const auto r = trt_equiv::run_batches(e, x, {n, 2, 1}, {});
+        const auto r = trt_equiv::run_batches(e, in, {});
         CHECK(r.batch_size == 4 && e.seen_rows == (std::vector<std::int64_t>{4, 4, 4}));
-        CHECK(r.output.size() == static_cast<std::size_t>(2 * n) && r.output[2 * (n - 1)] == 2.0f * (n - 1));
+        CHECK(sum_ok(r));
     }
     {
         FakeEngine e;
         e.limits = {1, 8};
-        CHECK(trt_equiv::run_batches(e, x, {n, 2, 1}, {}).batch_size == 8);  // default: the engine's maximum
+        CHECK(trt_equiv::run_batches(e, in, {}).batch_size == 8);  // default: the engine's maximum
         trt_equiv::RunOptions opt;
         opt.batch_size = 9;
-        CHECK_THROWS(trt_equiv::UsageError, trt_equiv::run_batches(e, x, {n, 2, 1}, opt), "maximum batch 8");
+        CHECK_THROWS(trt_equiv::UsageError, trt_equiv::run_batches(e, in, opt), "maximum batch 8");
     }
     {
         FakeEngine e;
         e.short_by = 1;
-        CHECK_THROWS(trt_equiv::InternalError, trt_equiv::run_batches(e, x, {n, 2, 1}, {}), "rows for a batch of");
+        CHECK_THROWS(trt_equiv::InternalError, trt_equiv::run_batches(e, in, {}), "rows for a batch of");
     }
     {
         FakeEngine e;
-        CHECK_THROWS(trt_equiv::InputError, trt_equiv::run_batches(e, x, {n, 1, 2}, {}), "layout mix-up");
-        CHECK_THROWS(trt_equiv::InputError, trt_equiv::run_batches(e, x, {n, 2}, {}), "does not match");
+        auto bad = in;
+        bad[1].array.shape = {n, 1, 2};
+        CHECK_THROWS(trt_equiv::InputError, trt_equiv::run_batches(e, bad, {}), "a.npy: per-sample shape (1, 2)");
+        bad = in;
+        bad[1].array.shape = {n - 1, 2};
+        bad[1].array.data.resize(static_cast<std::size_t>(2 * (n - 1)) * 4);
+        CHECK_THROWS(trt_equiv::InputError, trt_equiv::run_batches(e, bad, {}), "same number of samples");
+        CHECK_THROWS(trt_equiv::UsageError, trt_equiv::run_batches(e, {in[0]}, {}), "missing input 'a'");
+        bad = in;
+        bad[1].name = "c";
+        CHECK_THROWS(trt_equiv::UsageError, trt_equiv::run_batches(e, bad, {}), "no input 'c'; its inputs are 'a', 'b'");
+        bad = in;
+        const std::int64_t huge[] = {std::int64_t{1} << 40};
+        bad[0].array = make_array(DType::kInt64, {1, 1}, huge);
+        bad[1].array = make_array(DType::kFloat32, {1, 2}, av.data());
+        CHECK_THROWS(trt_equiv::InputError, trt_equiv::run_batches(e, bad, {}), "does not fit the engine's int32");
+        bad = in;
+        bad[1].array = make_array(DType::kInt32, {n, 2}, av.data());
+        CHECK_THROWS(trt_equiv::InputError, trt_equiv::run_batches(e, bad, {}), "the engine tensor is float32, the array is int32");
     }
+}
+
+void test_npy_dtypes() {
+    using trt_equiv::DType;
+    const std::int32_t ints[] = {1, -2, 3};
+    const bool flags[] = {true, false, true};
+    for (const auto& [dtype, values] : {std::pair<DType, const void*>{DType::kInt32, ints}, {DType::kBool, flags}}) {
+        const std::string bytes = trt_equiv::npy_header(dtype, {3}) +
+                                  std::string(static_cast<const char*>(values), 3 * trt_equiv::dtype_size(dtype));
+        const auto a = trt_equiv::parse_npy(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), "t");
+        CHECK(a.dtype == dtype && a.shape == std::vector<std::int64_t>{3});
+        CHECK(std::memcmp(a.data.data(), values, 3 * trt_equiv::dtype_size(dtype)) == 0);
+    }
+    CHECK(std::string(trt_equiv::dtype_descr(DType::kBool)) == "|b1" && std::string(trt_equiv::dtype_descr(DType::kInt64)) == "<i8");
+    const auto wide = trt_equiv::convert_dtype(make_array(DType::kInt32, {3}, ints), DType::kInt64, "t");
+    std::int64_t back[3] = {};
+    std::memcpy(back, wide.data.data(), sizeof back);
+    CHECK(back[0] == 1 && back[1] == -2 && back[2] == 3);
 }
 
 }  // namespace
@@ -302,6 +396,7 @@ int main() {
     test_timing();
     test_cli_parse();
     test_run_batches();
+    test_npy_dtypes();
     std::cout << g_checks - g_failures << "/" << g_checks << " checks passed\n";
     return g_failures == 0 ? 0 : 1;
 }

@@ -32,19 +32,22 @@ mode = {mode!r}
 args = sys.argv[1:]
 if "--describe" in args:
     tensor = lambda name, shape: {{"name": name, "sample_shape": shape, "dtype": "float32"}}
-    print(json.dumps({{"input": tensor("x", [4]), "output": tensor("y", [3]), "min_batch": 1, "max_batch": None}}))
+    print(json.dumps({{"inputs": [tensor("x", [4])], "outputs": [dict(tensor("y", [3]), file="y.npy")],
+                      "min_batch": 1, "max_batch": None}}))
     sys.exit(0)
 opt = dict(zip(args[::2], args[1::2]))
-n = np.load(opt["--input"]).shape[0]
+n = np.load(opt["--input"].split("=", 1)[1]).shape[0]
+os.makedirs(opt["--output-dir"], exist_ok=True)
+opt["--output"] = os.path.join(opt["--output-dir"], "y.npy")
 out = np.zeros((n, 3), np.float32)
 timing = {{"samples": n, "compute_ms": None}}
 if mode == "crash":
     os.kill(os.getpid(), signal.SIGSEGV)
 if mode == "hang":
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    with open(opt["--output"] + ".pids", "w") as f:
+    with open({pid_file!r} + ".tmp", "w") as f:
         f.write(f"{{os.getpid()}} {{child.pid}}")
-    os.replace(opt["--output"] + ".pids", {pid_file!r})
+    os.replace({pid_file!r} + ".tmp", {pid_file!r})
     time.sleep(120)
 if mode == "exit4":
     print("trt-equiv-runner: engine error: could not deserialize model.plan", file=sys.stderr)
@@ -147,8 +150,8 @@ def test_unknown_exit_code(engine_file: Path, fake_runner: Callable[..., Path]) 
     [
         ("no-output", "exited 0 but wrote no output file"),
         ("truncated", "unreadable output .npy"),
-        ("rows", "wrote 4 output rows .* for 5 input samples"),
-        ("shape", r"per-sample output shape \(2,\); the engine's output has \(3,\)"),
+        ("rows", "wrote 4 rows for output 'y' .* for 5 input samples"),
+        ("shape", r"per-sample output shape \(2,\) for 'y'; the engine's output has \(3,\)"),
         ("float64", "output dtype float64; expected float32"),
         ("no-timing", "wrote no timing JSON"),
     ],
@@ -185,7 +188,7 @@ def clean_discovery(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def test_nothing_found_explains_every_place_and_how_to_build(clean_discovery: Path) -> None:
     reason = runner_unavailable_reason()
     assert reason is not None
-    for needle in (RUNNER_ENV_VAR, "PATH", "runner/build/bin", "trt-equiv build-runner", "cmake -S cpp"):
+    for needle in (RUNNER_ENV_VAR, "runner/build/bin", "trt-equiv build-runner", "cmake -S cpp"):
         assert needle in reason, f"{needle!r} missing from: {reason}"
     with pytest.raises(RunnerError):
         find_runner_binary()
@@ -198,14 +201,37 @@ def test_discovery_order(
 
     cached = fake_runner("ok", RUNNER_NAME, built_binary(default_build_dir()).parent)
     assert find_runner_binary() == cached
-    on_path = fake_runner("ok", RUNNER_NAME, clean_discovery)
-    assert find_runner_binary() == on_path
     from_env = fake_runner("ok", "from-env")
     monkeypatch.setenv(RUNNER_ENV_VAR, str(from_env))
     assert find_runner_binary() == from_env
     explicit = fake_runner("ok", "explicit")
     assert find_runner_binary(explicit) == explicit
     assert runner_unavailable_reason() is None
+
+
+def test_item14_a_runner_on_path_is_never_picked_up_silently(
+    clean_discovery: Path, fake_runner: Callable[..., Path]
+) -> None:
+    """Issue 12 item 14: PATH is not a place the user named; the message says where the ignored one is."""
+    on_path = fake_runner("ok", RUNNER_NAME, clean_discovery)
+    with pytest.raises(RunnerError, match=f"exists on PATH at {on_path}, but PATH is never searched"):
+        find_runner_binary()
+
+
+def test_item14_the_build_dir_is_taken_under_the_cache_dir_in_use(
+    clean_discovery: Path, fake_runner: Callable[..., Path], tmp_path: Path, engine_file: Path
+) -> None:
+    """``--cache-dir`` X means X/runner/build, not the env/default cache's build (the lookup ignored it)."""
+    from trt_equiv.runner_build import default_build_dir
+
+    fake_runner("ok", RUNNER_NAME, built_binary(default_build_dir()).parent)  # in $TRT_EQUIV_CACHE_DIR's cache
+    other = tmp_path / "other-cache"
+    with pytest.raises(RunnerError, match=str(other / "runner" / "build" / "bin")):
+        find_runner_binary(cache_dir=other)
+    mine = fake_runner("ok", RUNNER_NAME, built_binary(default_build_dir(other)).parent)
+    assert find_runner_binary(cache_dir=other) == mine
+    assert runner_unavailable_reason(cache_dir=other) is None
+    assert CppRunnerBackend(engine_file, cache_dir=other).cache_dir == other
 
 
 def test_env_var_pointing_nowhere_is_an_error_not_a_fallback(

@@ -98,7 +98,7 @@ def test_timing_report(cpu_runner: Path, make_cpu_engine: Callable, exact_inputs
         backend.infer(x)
         t = backend.last_timing
     assert t is not None
-    assert t["schema"] == "trt-equiv-runner-timing/1"
+    assert t["schema"] == "trt-equiv-runner-timing/2"
     assert (t["warmup"], t["iterations"], t["batch_size"], t["batches_per_pass"]) == (2, 5, 32, 3)
     assert len(t["pass_ms"]) == 5, "only the timed passes are reported"
     lat = np.asarray(t["batch_latencies_ms"])
@@ -107,7 +107,7 @@ def test_timing_report(cpu_runner: Path, make_cpu_engine: Callable, exact_inputs
         assert t["batch_latency_ms"][key] == pytest.approx(np.percentile(lat, q), rel=1e-12, abs=1e-12)
     assert t["batch_latency_ms"]["min"] <= t["batch_latency_ms"]["median"] <= t["batch_latency_ms"]["max"]
     assert t["samples_per_s"] == pytest.approx(70 * 5 / (sum(t["pass_ms"]) / 1000.0), rel=1e-9)
-    assert t["input"]["shape"] == [70, 8, 8] and t["output"]["shape"] == [70, 3]
+    assert [i["shape"] for i in t["inputs"]] == [[70, 8, 8]] and [o["shape"] for o in t["outputs"]] == [[70, 3]]
     assert t["compute_ms"] is None, "the CPU engine has no device timer"
 
 
@@ -164,7 +164,7 @@ def test_open_learns_the_sample_shape_from_the_engine(cpu_runner: Path, make_cpu
     with CppRunnerBackend(engine.path, binary=cpu_runner) as backend:
         assert backend.sample_shape == (3, 8, 8)
         assert backend.engine_info is not None and backend.engine_info["max_batch"] == 48
-        assert backend.engine_info["output"]["sample_shape"] == [3]
+        assert [o["sample_shape"] for o in backend.engine_info["outputs"]] == [[3]]
         with pytest.raises(InputValidationError, match=r"expected per-sample shape \(3, 8, 8\), got \(8, 8, 3\)"):
             backend.infer(np.zeros((2, 8, 8, 3), np.float32))
 
@@ -172,7 +172,7 @@ def test_open_learns_the_sample_shape_from_the_engine(cpu_runner: Path, make_cpu
 def test_declared_sample_shape_must_match_the_engine(cpu_runner: Path, make_cpu_engine: Callable) -> None:
     engine = make_cpu_engine((4,))
     backend = CppRunnerBackend(engine.path, binary=cpu_runner, sample_shape=(5,))
-    with pytest.raises(InputValidationError, match=r"sample_shape \(5,\) was declared[\s\S]*\(4,\)"):
+    with pytest.raises(InputValidationError, match=r"sample_shape \(5,\) was declared[\s\S]*'x' any dtype \(batch, 4"):
         backend.open()
 
 

@@ -149,6 +149,6 @@ def test_describe_reports_the_engine_io(trt_runner: Path, engines: dict) -> None
         assert cpp.sample_shape == models.SAMPLE_SHAPE
     assert info is not None
     assert (info["min_batch"], info["max_batch"]) == (PROFILE[0], PROFILE[2])
-    assert info["input"]["name"] == models.INPUT_NAME
-    assert info["output"]["sample_shape"] == [models.NUM_CLASSES]
+    assert [t["name"] for t in info["inputs"]] == [models.INPUT_NAME]
+    assert [t["sample_shape"] for t in info["outputs"]] == [[models.NUM_CLASSES]]
     assert "TensorRT" in info["description"]

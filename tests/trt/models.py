@@ -107,3 +107,78 @@ def broken(path: Path) -> Path:
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
+
+
+def two_in_two_out(path: Path) -> Path:
+    """image (N, 4, 4, 3) + side vector (N, 5) -> probs (N, 3) (classification) and value (N, 1) (regression)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    inits = [
+        numpy_helper.from_array(np.array([-1, 48], dtype=np.int64), "flat_shape"),
+        numpy_helper.from_array((rng.standard_normal((53, 3)) * 0.2).astype(np.float32), "w_cls"),
+        numpy_helper.from_array((rng.standard_normal((53, 1)) * 0.2).astype(np.float32), "w_val"),
+    ]
+    nodes = [
+        helper.make_node("Reshape", ["image", "flat_shape"], ["flat"]),
+        helper.make_node("Concat", ["flat", "side"], ["features"], axis=1),
+        helper.make_node("MatMul", ["features", "w_cls"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+        helper.make_node("MatMul", ["features", "w_val"], ["value"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "two_in_two_out",
+        [
+            helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 4, 4, 3]),
+            helper.make_tensor_value_info("side", TensorProto.FLOAT, ["N", 5]),
+        ],
+        [
+            helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("value", TensorProto.FLOAT, ["N", 1]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def token_model(path: Path, vocab: int = 50, dim: int = 4) -> Path:
+    """int32 token ids (N, S) + int32 mask (N, S), S dynamic -> pooled (N, dim): masked mean of embeddings."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((vocab, dim)).astype(np.float32), "emb"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "last_axis"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "seq_axis"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["emb", "ids"], ["vectors"], axis=0),  # (N, S, dim)
+        helper.make_node("Cast", ["mask"], ["maskf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["maskf", "last_axis"], ["mask3"]),
+        helper.make_node("Mul", ["vectors", "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "seq_axis"], ["summed"], keepdims=0),
+        helper.make_node("ReduceSum", ["mask3", "seq_axis"], ["count"], keepdims=0),
+        helper.make_node("Div", ["summed", "count"], ["pooled"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tokens",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT32, ["N", "S"]),
+            helper.make_tensor_value_info("mask", TensorProto.INT32, ["N", "S"]),
+        ],
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["N", dim])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from trt_equiv.backends.tensorrt import TensorSpec, batch_range, buffer_nbytes, discover_io, split_io
+from trt_equiv.backends.tensorrt import IoTensor, batch_range, buffer_nbytes, discover_io, split_io
 from trt_equiv.errors import EngineError, InputValidationError
 from trt_equiv.trt.build import (
     RECIPES,
@@ -104,10 +104,11 @@ def test_unknown_recipe_is_refused() -> None:
 def test_profile_validation_and_parsing() -> None:
     assert Profile() == Profile(1, 16, 32)
     assert Profile.parse("2:8:64") == Profile(2, 8, 64) and Profile.parse("8") == Profile(8, 8, 8)
+    assert Profile.parse("2,8,64") == Profile(2, 8, 64)
     for bad in [(0, 1, 2), (4, 2, 8), (1, 16, 8)]:
         with pytest.raises(InputValidationError, match="min <= opt <= max"):
             Profile(*bad)
-    with pytest.raises(InputValidationError, match="MIN:OPT:MAX"):
+    with pytest.raises(InputValidationError, match="MIN,OPT,MAX"):
         Profile.parse("1:2")
     with pytest.raises(InputValidationError, match="one or more Profile"):
         BuildOptions(profiles=())
@@ -120,7 +121,7 @@ def test_profile_shapes_vary_the_batch_only() -> None:
         (16, 32, 32, 3),
         (32, 32, 32, 3),
     )
-    with pytest.raises(EngineError, match="only the batch dimension"):
+    with pytest.raises(EngineError, match=r"dimension\(s\) \[1\] besides the batch are dynamic.*--profile x:1x8x3"):
         profile_shapes("x", (-1, -1, 3), Profile())
     with pytest.raises(EngineError, match="fixed batch of 4"):
         profile_shapes("x", (4, 3), Profile())
@@ -249,25 +250,29 @@ FAKE_TRT = SimpleNamespace(TensorIOMode=SimpleNamespace(INPUT="in", OUTPUT="out"
 def test_discover_io_reads_names_modes_dtypes_and_the_selected_profile() -> None:
     specs = discover_io(FakeEngine(), FAKE_TRT, profile_index=1)
     assert [s.name for s in specs] == ["x", "probs0"]
-    inp, out = split_io(specs, "fake")
+    (inp,), (out,) = split_io(specs, "fake")
     assert inp.is_input and not out.is_input
     assert inp.shape == (-1, 8, 8, 3) and inp.dtype == np.float32
     assert inp.profile == ((1, 8, 8, 3), (16, 8, 8, 3), (128, 8, 8, 3)) and out.profile is None
-    assert batch_range(inp, "fake") == (1, 128)
+    assert batch_range([inp], "fake") == (1, 128)
     with pytest.raises(EngineError, match="expected 0..1"):
         discover_io(FakeEngine(), FAKE_TRT, profile_index=2)
 
 
-def test_half_input_is_accepted_other_layouts_are_refused() -> None:
-    inp, _ = split_io(discover_io(FakeEngine("float16"), FAKE_TRT), "fake")
-    assert inp.dtype == np.float16
-    with pytest.raises(EngineError, match="one input and one output"):
-        split_io(discover_io(FakeEngine(outputs=2), FAKE_TRT), "fake")
-    with pytest.raises(EngineError, match="expected float32 or float16"):
-        split_io(discover_io(FakeEngine("int32"), FAKE_TRT), "fake")
-    varying = TensorSpec("x", True, (-1, -1, 3), np.dtype(np.float32), ((1, 4, 3), (1, 8, 3), (8, 16, 3)))
-    with pytest.raises(EngineError, match="beyond the batch"):
-        batch_range(varying, "fake")
+def test_several_outputs_and_integer_io_are_served_unsupported_dtypes_refused() -> None:
+    inp, outs = split_io(discover_io(FakeEngine("float16", outputs=2), FAKE_TRT), "fake")
+    assert inp[0].dtype == np.float16 and [o.name for o in outs] == ["probs0", "probs1"]
+    assert split_io(discover_io(FakeEngine("int32"), FAKE_TRT), "fake")[0][0].dtype == np.int32
+    with pytest.raises(EngineError, match="'x' is int8; expected one of"):
+        split_io(discover_io(FakeEngine("int8"), FAKE_TRT), "fake")
+    with pytest.raises(EngineError, match="at least one input and one output"):
+        split_io(discover_io(FakeEngine(outputs=0), FAKE_TRT), "fake")
+    a = IoTensor("a", True, (-1, 3), np.dtype(np.float32), ((1, 3), (4, 3), (8, 3)))
+    b = IoTensor("b", True, (-1, 3), np.dtype(np.float32), ((2, 3), (4, 3), (16, 3)))
+    assert batch_range([a, b], "fake") == (2, 8)  # the batches every input accepts
+    c = IoTensor("c", True, (-1, 3), np.dtype(np.float32), ((9, 3), (9, 3), (16, 3)))
+    with pytest.raises(EngineError, match="do not overlap"):
+        batch_range([a, c], "fake")
 
 
 def test_buffer_sizes_follow_shape_and_dtype() -> None:

@@ -51,43 +51,120 @@ class BuildWarning(UserWarning):
     """A build went through but something the caller asked for could not be honoured exactly."""
 
 
+Shape = tuple[int, ...]
+
+
+def _check_range(label: str, lo: Shape, opt: Shape, hi: Shape) -> None:
+    if (
+        not (len(lo) == len(opt) == len(hi))
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (*lo, *opt, *hi))
+        or not all(a <= b <= c for a, b, c in zip(lo, opt, hi, strict=True))
+    ):
+        raise InputValidationError(
+            f"{label}: expected integers 1 <= min <= opt <= max (in every dimension), got min={lo} "
+            f"opt={opt} max={hi}"
+        )
+
+
+@dataclass(frozen=True)
+class InputRange:
+    """One input's range in a profile: its batch alone (shapes of length 1) or its full shape, batch first."""
+
+    name: str
+    min: Shape
+    opt: Shape
+    max: Shape
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise InputValidationError(f"profile: expected an input name, got {self.name!r}")
+        _check_range(f"profile for input {self.name!r}", self.min, self.opt, self.max)
+
+    @property
+    def batch_only(self) -> bool:
+        return len(self.min) == 1
+
+    def key(self) -> list[list[int]]:
+        return [list(self.min), list(self.opt), list(self.max)]
+
+
+_BATCH_ONLY = re.compile(r"\d+|\d+([:,])\d+\1\d+")
+_SHAPE = re.compile(r"\d+(x\d+)*")
+
+
 @dataclass(frozen=True)
 class Profile:
-    """Batch range of one optimization profile: the engine accepts batches ``min..max``, tuned for ``opt``."""
+    """One optimization profile: the batch range of every input (``min..max``, tuned for ``opt``), plus per-input
+    ranges (``inputs``) that override one input's batch or give the range of its other dynamic dimensions.
+
+    Text form (``Profile.parse``, the CLI's ``--profile``; several items separated by spaces or given as a list):
+
+    - ``MIN,OPT,MAX`` (or ``MIN:OPT:MAX``, or ``N`` for a fixed batch): the batch range of every input;
+    - ``NAME:MIN,OPT,MAX``: the batch range of input ``NAME`` only;
+    - ``NAME:AxB,CxD,ExF``: the full min, opt and max shapes of input ``NAME``, batch first, ``x`` between
+      dimensions, e.g. ``input_ids:1x8,16x128,32x512`` (batch 1..32, sequence length 8..512).
+
+    The name is everything before the last ``:``, so tf2onnx names such as ``ids:0`` work
+    (``ids:0:1x8,16x16,32x64``). Every dynamic dimension other than the batch needs a full-shape item.
+    """
 
     min: int = 1
     opt: int = 16
     max: int = 32
+    inputs: tuple[InputRange, ...] = ()
 
     def __post_init__(self) -> None:
-        values = (self.min, self.opt, self.max)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values) or not (
-            1 <= self.min <= self.opt <= self.max
-        ):
-            raise InputValidationError(
-                f"Profile: expected integers 1 <= min <= opt <= max, got min={self.min!r} opt={self.opt!r} "
-                f"max={self.max!r}"
-            )
+        _check_range("Profile", (self.min,), (self.opt,), (self.max,))
+        items = tuple(self.inputs)
+        if not all(isinstance(i, InputRange) for i in items):
+            raise InputValidationError(f"Profile.inputs: expected InputRange objects, got {self.inputs!r}")
+        names = [i.name for i in items]
+        if len(set(names)) != len(names):
+            raise InputValidationError(f"Profile: an input is given twice: {names}")
+        object.__setattr__(self, "inputs", items)
 
     @classmethod
-    def parse(cls, text: str) -> Profile:
-        """``"1:16:32"`` (min:opt:max) or ``"8"`` (min = opt = max), as typed on a command line."""
-        parts = text.replace(",", ":").split(":")
-        try:
-            nums = [int(p) for p in parts]
-        except ValueError:
-            nums = []
-        if len(nums) == 1:
-            return cls(nums[0], nums[0], nums[0])
-        if len(nums) == 3:
-            return cls(*nums)
-        raise InputValidationError(f"profile: expected MIN:OPT:MAX or N (e.g. 1:16:32), got {text!r}")
+    def parse(cls, text: str | Sequence[str]) -> Profile:
+        """A profile from its text form (see the class docstring), as typed on a command line."""
+        items = text.split() if isinstance(text, str) else [t for part in text for t in part.split()]
+        if not items:
+            raise InputValidationError("profile: expected MIN,OPT,MAX or NAME:MIN,OPT,MAX items, got nothing")
+        batch: Shape | None = None
+        inputs: list[InputRange] = []
+        for item in items:
+            if _BATCH_ONLY.fullmatch(item):
+                if batch is not None:
+                    raise InputValidationError(f"profile: the batch range for all inputs is given twice ({item!r})")
+                nums = tuple(int(p) for p in re.split("[:,]", item))
+                batch = nums * 3 if len(nums) == 1 else nums
+                continue
+            name, sep, value = item.rpartition(":")
+            parts = value.split(",")
+            if not sep or not name or len(parts) != 3 or not all(_SHAPE.fullmatch(p) for p in parts):
+                raise InputValidationError(
+                    f"profile: expected MIN,OPT,MAX (e.g. 1,16,32), NAME:MIN,OPT,MAX (e.g. mask:1,8,64) or "
+                    f"NAME:MINSHAPE,OPTSHAPE,MAXSHAPE (e.g. ids:1x8,16x128,32x512), got {item!r}"
+                )
+            lo, opt, hi = (tuple(int(d) for d in p.split("x")) for p in parts)
+            inputs.append(InputRange(name, lo, opt, hi))
+        if batch is None:
+            batch = (DEFAULT_PROFILE.min, DEFAULT_PROFILE.opt, DEFAULT_PROFILE.max)
+        return cls(batch[0], batch[1], batch[2], tuple(inputs))
 
     def as_list(self) -> list[int]:
         return [self.min, self.opt, self.max]
 
+    def key(self) -> list[int] | dict[str, Any]:
+        """JSON-ready identity: ``[min, opt, max]`` for a batch-only profile (the historic cache key)."""
+        if not self.inputs:
+            return self.as_list()
+        return {"batch": self.as_list(), "inputs": {i.name: i.key() for i in self.inputs}}
 
-DEFAULT_PROFILE = Profile()
+    def for_input(self, name: str) -> InputRange | None:
+        return next((i for i in self.inputs if i.name == name), None)
+
+
+DEFAULT_PROFILE = Profile(1, 16, 32)
 
 
 @dataclass(frozen=True)
@@ -124,7 +201,7 @@ class BuildOptions:
         """JSON-ready view used in the engine cache key and metadata."""
         return {
             "recipe": self.recipe,
-            "profiles": [p.as_list() for p in self.profiles],
+            "profiles": [p.key() for p in self.profiles],
             "workspace_bytes": self.workspace_bytes,
             "target_compute_capabilities": list(self.target_compute_capabilities),
         }
@@ -185,6 +262,8 @@ class BuildResult:
     timing_cache_used: bool
     #: what TensorRT logged at WARNING and worse during parse and build
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: per profile: input name -> (min, opt, max) shapes as TensorRT's optimization profile holds them
+    profile_shapes: tuple[dict[str, tuple[tuple[int, ...], ...]], ...] = field(default_factory=tuple)
 
     @property
     def size_bytes(self) -> int:
@@ -247,25 +326,53 @@ def plan_network(trt: Any, recipe: str) -> NetworkPlan:
     return NetworkPlan(creation, False, set_flags, clear, False, precision)
 
 
-def profile_shapes(
-    input_name: str, shape: Sequence[int], profile: Profile
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """(min, opt, max) shapes for one input: the batch range on dimension 0, every other dimension fixed."""
+def profile_shapes(input_name: str, shape: Sequence[int], profile: Profile) -> tuple[Shape, Shape, Shape]:
+    """(min, opt, max) shapes for one input: its own range from the profile, else the profile's batch range with
+    every other dimension fixed. A dynamic non-batch dimension without a range, a range that contradicts a fixed
+    dimension, or a rank mismatch is an EngineError that says which input, which dimension and what to pass."""
     dims = tuple(int(d) for d in shape)
     if not dims:
         raise EngineError(f"input {input_name!r} is a scalar; expected a batch dimension first")
+    own = profile.for_input(input_name)
+    if own is not None and not own.batch_only:
+        if len(own.min) != len(dims):
+            raise EngineError(
+                f"input {input_name!r} has rank {len(dims)} (shape {dims}) but its profile gives rank-{len(own.min)} "
+                f"shapes {own.min} .. {own.max}"
+            )
+        for axis, d in enumerate(dims):
+            if d >= 0 and not (own.min[axis] == own.opt[axis] == own.max[axis] == d):
+                raise EngineError(
+                    f"input {input_name!r} dimension {axis} is fixed at {d} (shape {dims}) but its profile asks for "
+                    f"{own.min[axis]}..{own.max[axis]}"
+                    + ("; export the ONNX with a dynamic batch dimension" if axis == 0 else "")
+                )
+        return own.min, own.opt, own.max
+    lo_b, opt_b, hi_b = (profile.min, profile.opt, profile.max) if own is None else (own.min[0], own.opt[0], own.max[0])
     rest = dims[1:]
-    if any(d < 0 for d in rest):
+    dynamic = [axis + 1 for axis, d in enumerate(rest) if d < 0]
+    if dynamic:
+        example = "x".join(["1"] + [str(d) if d >= 0 else "8" for d in rest])
         raise EngineError(
-            f"input {input_name!r} has shape {dims}: only the batch dimension (first) may be dynamic, so a "
-            f"batch profile can fix the rest; export the ONNX with fixed per-sample dimensions"
+            f"input {input_name!r} has shape {dims}: dimension(s) {dynamic} besides the batch are dynamic and need a "
+            f"range: pass the full shapes, e.g. --profile {input_name}:{example},...,... (MIN,OPT,MAX shapes, "
+            f"batch first), or export the ONNX with fixed per-sample dimensions"
         )
-    if dims[0] >= 0 and not (profile.min == profile.opt == profile.max == dims[0]):
+    if dims[0] >= 0 and not (lo_b == opt_b == hi_b == dims[0]):
         raise EngineError(
             f"input {input_name!r} has a fixed batch of {dims[0]} but the profile asks for "
-            f"{profile.min}..{profile.max}; export the ONNX with a dynamic batch dimension"
+            f"{lo_b}..{hi_b}; export the ONNX with a dynamic batch dimension"
         )
-    return (profile.min, *rest), (profile.opt, *rest), (profile.max, *rest)
+    return (lo_b, *rest), (opt_b, *rest), (hi_b, *rest)
+
+
+def check_profile_names(profile: Profile, network_inputs: Sequence[str], source: str) -> None:
+    """Every input a profile names must exist in the network (a typo would otherwise be ignored silently)."""
+    unknown = [i.name for i in profile.inputs if i.name not in network_inputs]
+    if unknown:
+        raise EngineError(
+            f"profile names input(s) {unknown} that {source} does not have; its inputs are {list(network_inputs)}"
+        )
 
 
 def check_network_precision(recipe: str, expected: str, has_reduced_float: bool, has_qdq: bool, source: str) -> None:
@@ -353,25 +460,37 @@ def _progress_monitor(trt: Any, stream: TextIO) -> Any:
     return _Monitor()
 
 
-def _entropy_calibrator(trt: Any, calibration: Calibration, input_name: str) -> Any:
-    """An IInt8EntropyCalibrator2 feeding ``calibration``'s batches through one device buffer."""
-    from trt_equiv.trt.cuda import DeviceBuffer
+def _entropy_calibrator(trt: Any, calibration: Calibration, input_name: str, buffer_factory: Any = None) -> Any:
+    """An IInt8EntropyCalibrator2 feeding ``calibration``'s batches through one device buffer.
+
+    TensorRT's Python binding swallows an exception raised in ``get_batch`` (prints it and takes it as "no more
+    batches"), so calibration would silently use part of the data. The calibrator therefore catches everything,
+    keeps the first exception in ``error``, stops the calibration, and ``raise_calibration_error`` re-raises it
+    once the build returns. ``buffer_factory`` (default ``trt_equiv.trt.cuda.DeviceBuffer``) takes a byte size.
+    """
+    if buffer_factory is None:
+        from trt_equiv.trt.cuda import DeviceBuffer as buffer_factory
 
     class _Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
             self.index = 0
-            self.buffer = DeviceBuffer(calibration.batch(0).nbytes)
+            self.error: BaseException | None = None
+            self.buffer = buffer_factory(calibration.batch(0).nbytes)
 
         def get_batch_size(self) -> int:
             return calibration.batch_size
 
         def get_batch(self, names: list[str]) -> list[int] | None:
-            if self.index >= calibration.num_batches:
+            if self.error is not None or self.index >= calibration.num_batches:
                 return None
-            if list(names) != [input_name]:
-                raise EngineError(f"calibrator: TensorRT asked for inputs {list(names)}, expected [{input_name!r}]")
-            self.buffer.copy_from_host(calibration.batch(self.index))
+            try:
+                if list(names) != [input_name]:
+                    raise EngineError(f"calibrator: TensorRT asked for inputs {list(names)}, expected [{input_name!r}]")
+                self.buffer.copy_from_host(calibration.batch(self.index))
+            except BaseException as exc:  # noqa: BLE001 - kept and re-raised after the build (see docstring)
+                self.error = exc
+                return None
             self.index += 1
             return [self.buffer.ptr]
 
@@ -384,6 +503,17 @@ def _entropy_calibrator(trt: Any, calibration: Calibration, input_name: str) -> 
                 atomic_write(Path(calibration.cache_file), bytes(cache))
 
     return _Calibrator()
+
+
+def raise_calibration_error(calibrator: Any, where: str) -> None:
+    """Re-raise what a calibrator's ``get_batch`` hit (TensorRT swallowed it) as an EngineError from it."""
+    error = getattr(calibrator, "error", None)
+    if error is None:
+        return
+    raise EngineError(
+        f"{where}: int8 calibration failed at batch {calibrator.index}: {type(error).__name__}: {error}; no engine "
+        f"was kept, because it would have been calibrated on part of the data"
+    ) from error
 
 
 # --- timing cache --------------------------------------------------------------------------------------
@@ -449,6 +579,11 @@ def build_serialized_engine(
     path = Path(onnx_path)
     if not path.is_file():
         raise InputValidationError(f"onnx_path: expected an existing ONNX file, got {str(path)!r}")
+    if not hasattr(trt, "Builder"):
+        raise EngineError(
+            f"{name} {version} is a runtime-only (lean) TensorRT module and cannot build engines; "
+            f"install tensorrt or tensorrt-rtx to build"
+        )
     plan = plan_network(trt, options.recipe)
     if plan.calibrate and calibration is None:
         raise EngineError(f"recipe {options.recipe!r} needs calibration batches (Calibration(data=...)), got none")
@@ -485,13 +620,20 @@ def build_serialized_engine(
             for i, cc in enumerate(targets):
                 if not config.set_compute_capability(cc, i):
                     raise EngineError(f"{name} {version} refused target compute capability {cc}")
+        accepted: list[dict[str, tuple[tuple[int, ...], ...]]] = []
         for index, prof in enumerate(options.profiles):
+            check_profile_names(prof, list(inputs), str(path))
             profile = builder.create_optimization_profile()
             for input_name, shape in inputs.items():
                 profile.set_shape(input_name, *profile_shapes(input_name, shape, prof))
+            accepted.append(
+                {n: tuple(tuple(int(d) for d in s) for s in profile.get_shape(n)) for n in inputs}
+                if hasattr(profile, "get_shape")
+                else {}
+            )
             if config.add_optimization_profile(profile) < 0:
                 raise EngineError(
-                    f"{name} {version} rejected optimization profile #{index} {prof}:\n  {capture.report()}"
+                    f"{name} {version} rejected optimization profile #{index} {prof.key()}:\n  {capture.report()}"
                 )
         calibrator = None
         if plan.calibrate:
@@ -517,15 +659,17 @@ def build_serialized_engine(
         try:
             serialized = builder.build_serialized_network(network, config)
         except Exception as exc:  # some bindings raise instead of returning None
+            raise_calibration_error(calibrator, f"{name} {version} building {path} ({options.recipe})")
             raise EngineError(
                 f"{name} {version} failed to build {path} ({options.recipe}): {exc}\n"
                 f"  TensorRT said:\n  {capture.report()}"
             ) from exc
         seconds = time.perf_counter() - start
+        raise_calibration_error(calibrator, f"{name} {version} building {path} ({options.recipe})")
         if serialized is None:
             raise EngineError(
                 f"{name} {version} failed to build {path} with recipe {options.recipe!r}, profiles "
-                f"{[p.as_list() for p in options.profiles]}, targets "
+                f"{[p.key() for p in options.profiles]}, targets "
                 f"{list(options.target_compute_capabilities) or 'default'}.\n  TensorRT said:\n  {capture.report()}"
             )
         if timing_used and timing_path is not None:
@@ -541,4 +685,5 @@ def build_serialized_engine(
             inputs=inputs,
             timing_cache_used=timing_used,
             warnings=tuple(capture.problems()),
+            profile_shapes=tuple(accepted),
         )

@@ -130,8 +130,21 @@ def deserialize_engine(trt: ModuleType, data: bytes, *, where: str) -> tuple[Any
     device; the error says so and quotes TensorRT, because "deserialization failed" alone sends people hunting.
     """
     name, version = module_identity(trt)
+    from trt_equiv.runtime import cuda_unavailable_reason
+
+    # Never deserialize without a working CUDA: the 11.4 lean runtime returns a Runtime after a failed CUDA
+    # initialisation and then segfaults in deserialize_cuda_engine, killing the process.
+    reason = cuda_unavailable_reason()
+    if reason:
+        raise EngineError(f"{where}: {name} {version} cannot deserialize an engine here: {reason}")
     with captured_log(trt) as (logger, capture):
         runtime = trt.Runtime(logger)
+        failed_init = [m for s, m in capture.records if s <= 1 and "CUDA initialization failure" in m]
+        if runtime is None or failed_init:
+            raise EngineError(
+                f"{where}: {name} {version} could not initialise CUDA, so the engine was not deserialized.\n"
+                f"  TensorRT said:\n  {capture.report()}"
+            )
         try:
             engine = runtime.deserialize_cuda_engine(data)
         except Exception as exc:  # the bindings raise on some malformed inputs instead of returning None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from trt_equiv.errors import MissingRuntimeError, TrtEquivError
-from trt_equiv.runtime import is_available, require
+from trt_equiv.runtime import CUDA_PYTHON_HINT, is_available, require
 
 
 class CudaError(TrtEquivError, RuntimeError):
@@ -182,8 +182,7 @@ def cuda_api(prefer: str | None = None) -> CudaApi:
         return _PycudaApi()
     if prefer is None and not is_available("cuda.bindings"):
         raise MissingRuntimeError(
-            "neither cuda-python nor pycuda is installed; install one with: pip install 'trt-equiv[cuda]'  "
-            "(cuda-python), or pip install pycuda"
+            f"neither cuda-python nor pycuda is installed; install one with: {CUDA_PYTHON_HINT}, or pip install pycuda"
         )
     return _CudartApi()
 

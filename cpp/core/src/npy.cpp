@@ -149,25 +149,101 @@ private:
 DType dtype_from_descr(const std::string& descr, const std::string& what) {
     if (descr == "<f4") return DType::kFloat32;
     if (descr == "<f2") return DType::kFloat16;
+    if (descr == "<i4") return DType::kInt32;
+    if (descr == "<i8") return DType::kInt64;
+    if (descr == "|b1") return DType::kBool;
     std::string hint;
-    if (descr == ">f4" || descr == ">f2") {
-        hint = " (big-endian; convert with x.astype('<f4'))";
+    if (descr.size() >= 2 && descr[0] == '>') {
+        hint = " (big-endian; convert with x.astype(x.dtype.newbyteorder('<')))";
     } else if (descr == "<f8") {
         hint = " (float64; convert with x.astype(np.float32))";
-    } else if (!descr.empty() && (descr[0] == '|' || descr[0] == '<' || descr[0] == '>') && descr.size() >= 2) {
-        hint = descr[1] == 'i' || descr[1] == 'u' ? " (an integer type)" : "";
+    } else if (!descr.empty() && (descr[0] == '|' || descr[0] == '<') && descr.size() >= 2) {
+        hint = descr[1] == 'i' || descr[1] == 'u' ? " (an integer type of another width or signedness)" : "";
     } else if (!descr.empty() && (descr[0] == '[' || descr[0] == '{')) {
         hint = " (a structured type)";
     }
     throw InputError(what + ": unsupported dtype '" + descr + "'" + hint +
-                     "; expected float32 '<f4' or float16 '<f2'");
+                     "; expected float32 '<f4', float16 '<f2', int32 '<i4', int64 '<i8' or bool '|b1'");
 }
 
 }  // namespace
 
-std::size_t dtype_size(DType dtype) noexcept { return dtype == DType::kFloat16 ? 2 : 4; }
-const char* dtype_name(DType dtype) noexcept { return dtype == DType::kFloat16 ? "float16" : "float32"; }
-const char* dtype_descr(DType dtype) noexcept { return dtype == DType::kFloat16 ? "<f2" : "<f4"; }
+std::size_t dtype_size(DType dtype) noexcept {
+    switch (dtype) {
+        case DType::kFloat16: return 2;
+        case DType::kInt64: return 8;
+        case DType::kBool: return 1;
+        case DType::kFloat32:
+        case DType::kInt32: break;
+    }
+    return 4;
+}
+
+const char* dtype_name(DType dtype) noexcept {
+    switch (dtype) {
+        case DType::kFloat16: return "float16";
+        case DType::kInt32: return "int32";
+        case DType::kInt64: return "int64";
+        case DType::kBool: return "bool";
+        case DType::kFloat32: break;
+    }
+    return "float32";
+}
+
+const char* dtype_descr(DType dtype) noexcept {
+    switch (dtype) {
+        case DType::kFloat16: return "<f2";
+        case DType::kInt32: return "<i4";
+        case DType::kInt64: return "<i8";
+        case DType::kBool: return "|b1";
+        case DType::kFloat32: break;
+    }
+    return "<f4";
+}
+
+bool is_float(DType dtype) noexcept { return dtype == DType::kFloat32 || dtype == DType::kFloat16; }
+
+NpyArray convert_dtype(const NpyArray& a, DType target, const std::string& what) {
+    if (a.dtype == target) return a;
+    NpyArray out;
+    out.dtype = target;
+    out.shape = a.shape;
+    out.version_major = a.version_major;
+    const auto n = static_cast<std::size_t>(a.elements());
+    out.data.resize(n * dtype_size(target));
+    if (a.dtype == DType::kFloat32 && target == DType::kFloat16) {
+        std::vector<float> f(n);
+        if (n) std::memcpy(f.data(), a.data.data(), n * sizeof(float));
+        std::vector<std::uint16_t> h(n);
+        floats_to_halves(f.data(), h.data(), n);
+        if (n) std::memcpy(out.data.data(), h.data(), n * sizeof(std::uint16_t));
+    } else if (a.dtype == DType::kFloat16 && target == DType::kFloat32) {
+        const std::vector<float> f = a.to_float32();
+        if (n) std::memcpy(out.data.data(), f.data(), n * sizeof(float));
+    } else if (a.dtype == DType::kInt32 && target == DType::kInt64) {
+        for (std::size_t i = 0; i < n; ++i) {
+            std::int32_t v = 0;
+            std::memcpy(&v, a.data.data() + i * 4, 4);
+            const std::int64_t w = v;
+            std::memcpy(out.data.data() + i * 8, &w, 8);
+        }
+    } else if (a.dtype == DType::kInt64 && target == DType::kInt32) {
+        for (std::size_t i = 0; i < n; ++i) {
+            std::int64_t v = 0;
+            std::memcpy(&v, a.data.data() + i * 8, 8);
+            if (v < std::numeric_limits<std::int32_t>::min() || v > std::numeric_limits<std::int32_t>::max()) {
+                throw InputError(what + ": int64 value " + std::to_string(v) + " at flat index " + std::to_string(i) +
+                                 " does not fit the engine's int32 tensor; rebuild the engine with int64 input");
+            }
+            const auto w = static_cast<std::int32_t>(v);
+            std::memcpy(out.data.data() + i * 4, &w, 4);
+        }
+    } else {
+        throw InputError(what + ": the engine tensor is " + dtype_name(target) + ", the array is " +
+                         dtype_name(a.dtype) + " (the runner converts only float32<->float16 and int32<->int64)");
+    }
+    return out;
+}
 
 std::string format_shape(const std::vector<std::int64_t>& shape) {
     std::string out = "(";
@@ -192,6 +268,7 @@ std::int64_t shape_elements(const std::vector<std::int64_t>& shape) {
 }
 
 std::vector<float> NpyArray::to_float32() const {
+    if (!is_float(dtype)) throw InputError(std::string("expected a float array, got ") + dtype_name(dtype));
     const auto n = static_cast<std::size_t>(elements());
     std::vector<float> out(n);
     if (dtype == DType::kFloat32) {

@@ -1,4 +1,4 @@
-// Reading and writing NumPy .npy files: float32 and float16, little-endian, C order.
+// Reading and writing NumPy .npy files: float32, float16, int32, int64 and bool, little-endian, C order.
 //
 // .npy replaces the old CSV exchange, which lost precision and took 5.8 MB for 100 CIFAR images: the bytes
 // of the array travel unchanged. Anything else (other dtypes, Fortran order, big-endian, truncated or
@@ -13,13 +13,15 @@
 
 namespace trt_equiv {
 
-enum class DType { kFloat32, kFloat16 };
+/// Element types of model inputs and outputs: images and features, token ids, masks.
+enum class DType { kFloat32, kFloat16, kInt32, kInt64, kBool };
 
 std::size_t dtype_size(DType dtype) noexcept;
-/// "float32" / "float16"
+/// "float32" / "float16" / "int32" / "int64" / "bool"
 const char* dtype_name(DType dtype) noexcept;
-/// NumPy's descr: "<f4" / "<f2"
+/// NumPy's descr: "<f4" / "<f2" / "<i4" / "<i8" / "|b1"
 const char* dtype_descr(DType dtype) noexcept;
+bool is_float(DType dtype) noexcept;
 
 /// Shape as NumPy prints it, e.g. "(100, 32, 32, 3)" or "(5,)".
 std::string format_shape(const std::vector<std::int64_t>& shape);
@@ -33,9 +35,14 @@ struct NpyArray {
     int version_major = 1;            // header version the file had (1, 2 or 3)
 
     std::int64_t elements() const { return shape_elements(shape); }
-    /// The values as float32 (float16 widens exactly).
+    /// The values as float32 (float16 widens exactly); InputError for a non-float array.
     std::vector<float> to_float32() const;
 };
+
+/// ``a`` as ``target``: unchanged when equal; float32 <-> float16 (round to nearest even); int32 -> int64; int64
+/// -> int32 only when every value fits (else InputError naming the first value that does not). Any other pair
+/// is an InputError. ``what`` names the array ("ids.npy for engine input 'ids'").
+NpyArray convert_dtype(const NpyArray& a, DType target, const std::string& what);
 
 /// Parse a whole .npy file already in memory; ``what`` names it in error messages.
 NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::string& what);
