@@ -20,9 +20,9 @@ from trt_equiv.data import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_TEST, Dat
 from trt_equiv.errors import EngineError, InputValidationError, ModelLoadError, TrtEquivError
 from trt_equiv.runtime import INSTALL_HINTS, is_available, tensorrt_execution_unavailable_reason
 
-BACKENDS = ("savedmodel", "onnxruntime", "tensorrt", "cpp")
+BACKENDS = ("savedmodel", "onnxruntime", "tflite", "tensorrt", "cpp")
 #: what gets compared by default: every candidate runtime at the precisions it supports
-DEFAULT_CANDIDATES = ("onnxruntime", "tensorrt", "cpp")
+DEFAULT_CANDIDATES = ("onnxruntime", "tflite", "tensorrt", "cpp")
 DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -196,6 +196,8 @@ class Pipeline:
             return (
                 f"ONNX Runtime pipeline unavailable: {', '.join(missing)} not installed ({hints})" if missing else None
             )
+        if backend == "tflite":  # converted by TensorFlow; run by LiteRT or TensorFlow's interpreter
+            return None if is_available("tensorflow") else f"TensorFlow not installed ({INSTALL_HINTS['tensorflow']})"
         reason = tensorrt_execution_unavailable_reason()
         if reason or backend == "tensorrt":
             return reason
@@ -214,6 +216,12 @@ class Pipeline:
 
             base = onnx_precision(precision)
             return OnnxRuntimeBackend(self.onnx(base), precision=base, **options)  # type: ignore[arg-type]
+        if backend == "tflite":
+            from trt_equiv.backends.tflite import TFLiteBackend
+            from trt_equiv.convert.tflite import savedmodel_to_tflite
+
+            path = savedmodel_to_tflite(self.model_dir, precision, calibration=self.calibration, cache_dir=self.cache_dir)
+            return TFLiteBackend(path, precision=precision, **options)  # type: ignore[arg-type]
         if backend == "tensorrt":
             from trt_equiv.backends.tensorrt import TensorRTBackend
 
