@@ -220,8 +220,9 @@ class Pipeline:
             from trt_equiv.backends.tflite import TFLiteBackend
             from trt_equiv.convert.tflite import savedmodel_to_tflite
 
-            path = savedmodel_to_tflite(self.model_dir, precision, calibration=self.calibration, cache_dir=self.cache_dir)
-            return TFLiteBackend(path, precision=precision, **options)  # type: ignore[arg-type]
+            calib, cache = self.calibration, self.cache_dir
+            model = savedmodel_to_tflite(self.model_dir, precision, calibration=calib, cache_dir=cache)
+            return TFLiteBackend(model, precision=precision, **options)  # type: ignore[arg-type]
         if backend == "tensorrt":
             from trt_equiv.backends.tensorrt import TensorRTBackend
 

@@ -54,7 +54,8 @@ def savedmodel_to_tflite(
     int8 needs ``calibration`` (never the test data): its arrays are part of the cache key.
     """
     if precision not in TFLITE_PRECISIONS:
-        raise InputValidationError(f"TF-Lite precision: expected one of {', '.join(TFLITE_PRECISIONS)}, got {precision!r}")
+        allowed = ", ".join(TFLITE_PRECISIONS)
+        raise InputValidationError(f"TF-Lite precision: expected one of {allowed}, got {precision!r}")
     model_dir = check_savedmodel_dir(model_dir).resolve()
     if precision == "int8" and calibration is None:
         raise InputValidationError(
