@@ -147,7 +147,9 @@ class CppRunnerBackend(Backend):
         self.engine_info = info
         self.sample_shape = engine_shape
 
-    def _infer_impl(self, x: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # Stopgap for the named-tensor interface (one input, one output); the multi-tensor runner replaces it.
+        (x,) = inputs.values()
         n = int(x.shape[0])
         self.last_timing = None
         self.last_device_time_s = None
@@ -186,7 +188,7 @@ class CppRunnerBackend(Backend):
         if isinstance(compute, dict) and compute.get("count"):
             # Device time of one pass over the input, the same quantity the Python TensorRT backend reports.
             self.last_device_time_s = compute["mean"] * compute["count"] / self.iterations / 1000.0
-        return out
+        return {str((self.engine_info or {}).get("output", {}).get("name", "output")): out}
 
     def _where(self, what: str) -> str:
         name = self.binary.name if self.binary is not None else RUNNER_NAME
