@@ -392,6 +392,8 @@ def raw_runtime_call(backend: Any, inputs: np.ndarray | Mapping[str, np.ndarray]
     """The runtime's own call for this batch (inputs validated and named once, outside it), or None."""
     from trt_equiv.backends.base import validate_inputs
 
+    if not hasattr(backend, "raw_call") and getattr(backend, "name", None) not in ("onnxruntime", "savedmodel"):
+        return None
     backend.open()
     feed = validate_inputs(inputs, backend.input_specs, where=backend.label)
     if hasattr(backend, "raw_call"):
