@@ -79,7 +79,7 @@ def run_check(
     result = CheckResult()
     plan = []
     for backend, precision in _with_upstream_stages(candidates):
-        reason = Pipeline.unavailable_reason(backend, precision)
+        reason = Pipeline.unavailable_reason(backend, precision, pipeline.cache_dir)
         if reason:
             result.skipped.append((f"{backend}-{precision}", reason))
         else:

@@ -7,9 +7,9 @@ a missing prerequisite (the message says which).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
-from functools import partial
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,12 @@ from trt_equiv.backends.base import PRECISIONS
 from trt_equiv.errors import MissingRuntimeError, TrtEquivError
 
 EXIT_OK, EXIT_NOT_EQUIVALENT, EXIT_USAGE = 0, 1, 2
+
+PROFILE_HELP = (
+    "engine optimization profile (repeatable): MIN,OPT,MAX for every input's batch (default 1,16,32), "
+    "NAME:MIN,OPT,MAX for one input's batch, NAME:1x8,16x128,32x512 for one input's full shape range "
+    "(batch first; needed for every dynamic dimension other than the batch, e.g. a sequence length)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=KIND",
         help="override the detected kind of an output: probabilities, logits, continuous or exact (repeatable)",
     )
+    check.add_argument("--profile", action="append", default=None, metavar="ITEM", help=PROFILE_HELP)
     check.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
     check.add_argument("--report", metavar="DIR", help="write equivalence.md/.json (and plots) into DIR")
     check.set_defaults(func=cmd_check)
@@ -70,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--model", help="SavedModel directory (default: the bundled model)")
     build.add_argument("--onnx", help="build from this fp32 ONNX file instead of converting the SavedModel")
     build.add_argument("--precisions", default="fp32,fp16,int8", help=f"comma list of {','.join(PRECISIONS)}")
-    build.add_argument("--profile", default="1,16,32", metavar="MIN,OPT,MAX", help="batch profile (default 1,16,32)")
+    build.add_argument("--profile", action="append", default=None, metavar="ITEM", help=PROFILE_HELP)
     build.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
     build.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
     build.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
@@ -78,12 +85,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="throughput and latency per backend × precision × batch size")
     bench.add_argument("--model", help="SavedModel directory (default: the bundled model)")
-    bench.add_argument("--data", help=".npz with x float32 (N,H,W,C) (default: bundled)")
-    bench.add_argument("--backends", default="savedmodel,onnxruntime,tensorrt,cpp", help="comma list")
+    bench.add_argument("--data", help=".npz with one array per input (default: bundled)")
+    bench.add_argument("--backends", default="savedmodel,onnxruntime,tflite,tensorrt,cpp", help="comma list")
     bench.add_argument("--precisions", default="fp32,fp16,int8", help=f"comma list of {','.join(PRECISIONS)}")
     bench.add_argument("--batch-sizes", default="1,8,16,32", help="comma list (default 1,8,16,32)")
     bench.add_argument("--warmup", type=int, default=3, help="untimed calls before timing (default 3)")
-    bench.add_argument("--rounds", type=int, default=20, help="timed calls per batch size (default 20)")
+    bench.add_argument("--rounds", type=int, default=5, help="minimum timed rounds per row (default 5)")
+    bench.add_argument(
+        "--target-cv",
+        type=float,
+        default=0.02,
+        help="repeat rounds until their coefficient of variation is at most this (default 0.02)",
+    )
+    bench.add_argument(
+        "--max-time",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="time budget per row in seconds; a row still above --target-cv then is unstable (10)",
+    )
+    bench.add_argument(
+        "--check-rate",
+        type=float,
+        default=0.1,
+        help="fraction of timed calls whose outputs are checked against the verified ones (0.1)",
+    )
+    bench.add_argument(
+        "--overhead-batch",
+        type=int,
+        default=32,
+        help="batch size of the harness-overhead measurement against the raw runtime call (32)",
+    )
     bench.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
     bench.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
     bench.add_argument("--json", metavar="FILE", help="write the rows as JSON (readable by `trt-equiv report`)")
@@ -105,7 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     runner.set_defaults(func=cmd_build_runner)
 
     report = sub.add_parser("report", help="Markdown + HTML report from benchmark and equivalence JSON")
-    report.add_argument("--benchmark-json", required=True, help="pytest --benchmark-json file or bench --json")
+    report.add_argument(
+        "--benchmark-json",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="pytest --benchmark-json or bench --json files; several machines' files go side by side",
+    )
+    report.add_argument("--equivalence-json", metavar="FILE", help="equivalence.json written by check --report")
     report.add_argument("--out", required=True, metavar="DIR", help="output directory")
     report.set_defaults(func=cmd_report)
     return parser
@@ -138,6 +177,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     pipeline = Pipeline.create(
         args.model, args.data, calibration=args.calibration, cache_dir=args.cache_dir, onnx=args.onnx,
         engine=args.engine, calibration_method=args.calibration_method, signature=args.signature,
+        profile=tuple(args.profile or ("1,16,32",)),
     )  # fmt: skip
     if user_model and args.precisions is None and not args.engine and not args.calibration:
         print("not run: int8: needs --calibration FILE.npz for a user's model (never the test data)")
@@ -177,12 +217,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     from trt_equiv.trt.build import Profile
 
     precisions = parse_list(args.precisions, PRECISIONS, "--precisions")
-    profile = Profile.parse(args.profile)
+    profile_items = tuple(args.profile or ("1,16,32",))
+    profile = Profile.parse(list(profile_items))
     if args.model is not None and "int8" in precisions and not args.calibration:
         raise TrtEquivError("int8: expected --calibration FILE.npz for a user's model, got none")
     pipeline = Pipeline.create(
         args.model, None, calibration=args.calibration, cache_dir=args.cache_dir, onnx=args.onnx,
-        calibration_method=args.calibration_method, profile=(profile.min, profile.opt, profile.max),
+        calibration_method=args.calibration_method, profile=profile_items,
         require_data=False,
     )  # fmt: skip
     print(f"{'precision':<12} {'engine bytes':>12}  {'cache':<5}  {'build s':>7}  engine")
@@ -198,18 +239,27 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
 
-    from trt_equiv.bench import artefact_size, backend_artefact, measure, timed
+    from trt_equiv.bench import (
+        StabilityRule,
+        artefact_size,
+        backend_artefact,
+        harness_overhead,
+        machine_info,
+        measure_backend,
+        timed,
+    )
     from trt_equiv.pipeline import BACKENDS, Pipeline, parse_batch_sizes, parse_list
     from trt_equiv.progress import note
     from trt_equiv.report import BenchRow, throughput_markdown, write_report
 
-    if args.rounds < 1 or args.warmup < 0:
-        raise TrtEquivError(f"--rounds/--warmup: expected rounds >= 1 and warmup >= 0, got {args.rounds}/{args.warmup}")
+    rule = StabilityRule(target_cv=args.target_cv, max_time_s=args.max_time, min_rounds=args.rounds,
+                         warmup=args.warmup, check_rate=args.check_rate)  # fmt: skip
     backends = parse_list(args.backends, BACKENDS, "--backends")
     precisions = parse_list(args.precisions, PRECISIONS, "--precisions")
     batch_sizes = [b for b in parse_batch_sizes(args.batch_sizes) if b is not None]
     pipeline = Pipeline.create(args.model, args.data, calibration=args.calibration, cache_dir=args.cache_dir)
     assert pipeline.data is not None
+    print(f"how: {rule.describe()}")
     pairs = [("savedmodel", "fp32")] if "savedmodel" in backends else []
     pairs += [(b, p) for b in backends if b != "savedmodel" for p in precisions]
     rows: list[BenchRow] = []
@@ -223,24 +273,36 @@ def cmd_bench(args: argparse.Namespace) -> int:
         with backend:
             for batch in batch_sizes:
                 note(f"benchmarking {backend.label} batch {batch}")
-                x = pipeline.data.x[:batch]
-                if len(x) < batch:  # small data set: tile it up to the batch size
-                    x = np.resize(pipeline.data.x, (batch, *pipeline.data.x.shape[1:]))
-                s = measure(partial(backend.infer, x), batch, warmup=args.warmup, rounds=args.rounds,
-                            device_time=partial(getattr, backend, "last_device_time_s"))  # fmt: skip
-                rows.append(BenchRow(name, precision, batch, s.samples_per_s, s.median_s, s.p99_s, s.cv,
-                                     s.device_median_s, load_s, artefact_size(backend_artefact(backend))))  # fmt: skip
+                feed = _tiled(pipeline.data.bind(backend.input_specs or ()).inputs, batch)
+                s = measure_backend(backend, feed, rule)
+                over = harness_overhead(backend, feed) if batch == args.overhead_batch and name != "cpp" else None
+                rows.append(BenchRow(
+                    name, precision, batch, s.samples_per_s, s.median_s, s.p99_s, s.cv, s.device_median_s, load_s,
+                    artefact_size(backend_artefact(backend)), stable=s.stable, rounds=s.rounds,
+                    target_cv=s.target_cv, timed=s.timed, outputs_checked=s.outputs_checked, outputs_matched=True,
+                    raw_call=over.raw_call if over else None, overhead=over.overhead if over else None,
+                    raw_samples_per_s=over.raw_samples_per_s if over else None,
+                ))  # fmt: skip
     if not rows:
         raise TrtEquivError("bench: expected at least one backend that can run here, got none")
-    print(throughput_markdown(rows))
+    print(throughput_markdown(rows, rule.describe()))
     if args.json:
-        payload = {"benchmarks": [{"extra_info": vars(r) | {"median_s": r.median_s}} for r in rows]}
+        payload = {
+            "machine_info": machine_info(),
+            "rule": rule.describe(),
+            "benchmarks": [{"name": f"{r.label}-b{r.batch_size}", "extra_info": r.as_json()} for r in rows],
+        }
         Path(args.json).write_text(json.dumps(payload, indent=2))
         print(f"wrote {args.json}")
     if args.report:
-        for path in write_report(args.report, bench=rows):
+        for path in write_report(args.report, bench=rows, bench_rule=rule.describe()):
             print(f"wrote {path}")
     return EXIT_OK
+
+
+def _tiled(inputs: Mapping[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """The first ``batch`` samples of every input; a small data set is tiled up to the batch size."""
+    return {k: x[:batch] if len(x) >= batch else np.resize(x, (batch, *x.shape[1:])) for k, x in inputs.items()}
 
 
 def cmd_build_runner(args: argparse.Namespace) -> int:
@@ -265,24 +327,67 @@ def cmd_build_runner(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import json
 
-    from trt_equiv.report import bench_rows_from_json, write_report
+    from trt_equiv.report import BenchRow, bench_rows_from_json, load_equivalence_json, write_report
 
-    path = Path(args.benchmark_json)
-    try:
-        payload = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise TrtEquivError(f"--benchmark-json: expected a readable JSON file, got {path} ({exc})") from exc
-    rows = bench_rows_from_json(payload)
-    if not rows:
-        raise TrtEquivError(f"--benchmark-json: expected benchmark rows with backend/batch_size, got none in {path}")
-    for written in write_report(args.out, bench=rows):
+    if not args.benchmark_json and not args.equivalence_json:
+        raise TrtEquivError("report: expected --benchmark-json FILE... and/or --equivalence-json FILE, got neither")
+    rows: list[BenchRow] = []
+    for name in args.benchmark_json:
+        path = Path(name)
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise TrtEquivError(f"--benchmark-json: expected a readable JSON file, got {path} ({exc})") from exc
+        found = bench_rows_from_json(payload, f"--benchmark-json {path}")
+        if not found:
+            raise TrtEquivError(f"--benchmark-json: expected rows with backend/batch_size, got none in {path}")
+        rows += found
+    comparisons, skipped = load_equivalence_json(args.equivalence_json) if args.equivalence_json else ([], [])
+    for written in write_report(args.out, bench=rows, comparisons=comparisons, skipped=skipped):
         print(f"wrote {written}")
     return EXIT_OK
 
 
+#: lines TensorFlow's C++ side writes to stderr on import whatever TF_CPP_MIN_LOG_LEVEL says (TF 2.21)
+TF_STARTUP_NOISE = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on")
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (when installed) with its start-up lines dropped; anything else it prints passes.
+
+    They are written to file descriptor 2 by C++ before absl's logging is initialised, so neither
+    TF_CPP_MIN_LOG_LEVEL nor Python's logging can silence them; stderr is captured around the import.
+    """
+    import tempfile
+
+    from trt_equiv.runtime import is_available, require
+
+    if "tensorflow" in sys.modules or not is_available("tensorflow"):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            require("tensorflow")
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines():
+                if not any(noise in line for noise in TF_STARTUP_NOISE):
+                    print(line, file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything imports TensorFlow: its C++ start-up lines (oneDNN notice, absl) would bury the output.
+    # A user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("check", "bench"):
+        import_tensorflow_quietly()
     try:
         return int(args.func(args))
     except TrtEquivError as exc:

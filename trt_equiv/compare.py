@@ -519,6 +519,8 @@ def blame_stage(reference: str, candidate: str) -> str:
         return "C++ runner"
     if cand_backend == "tensorrt":
         return "TensorRT engine"
+    if cand_backend == "tflite":
+        return f"TF-Lite conversion ({cand_prec})"
     if cand_backend == "onnxruntime":
         if cand_prec in ("fp16", "int8") and not (ref_backend == "onnxruntime" and ref_prec == cand_prec):
             return f"precision recipe ({cand_prec})"

@@ -38,3 +38,7 @@ class EngineError(TrtEquivError):
 
 class RunnerError(TrtEquivError):
     """The C++ runner binary is missing, crashed, timed out or wrote something unexpected."""
+
+
+class BenchmarkError(TrtEquivError):
+    """A benchmark's timed calls produced outputs that differ from the verified ones (MLPerf TEST01)."""

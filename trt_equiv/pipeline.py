@@ -21,9 +21,9 @@ from trt_equiv.data import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_TEST, Dat
 from trt_equiv.errors import EngineError, InputValidationError, ModelLoadError, TrtEquivError
 from trt_equiv.runtime import INSTALL_HINTS, is_available, tensorrt_execution_unavailable_reason
 
-BACKENDS = ("savedmodel", "onnxruntime", "tensorrt", "cpp")
+BACKENDS = ("savedmodel", "onnxruntime", "tflite", "tensorrt", "cpp")
 #: what gets compared by default: every candidate runtime at the precisions it supports
-DEFAULT_CANDIDATES = ("onnxruntime", "tensorrt", "cpp")
+DEFAULT_CANDIDATES = ("onnxruntime", "tflite", "tensorrt", "cpp")
 DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -71,7 +71,9 @@ class Pipeline:
     #: a user's engine file checked instead of building one (its precision is the engine's own)
     engine_override: Path | None = None
     calibration_method: str = "minmax"
-    profile: tuple[int, int, int] = (1, 16, 32)
+    #: engine optimization profile items (``--profile``): ``MIN,OPT,MAX`` for every input's batch,
+    #: ``NAME:MIN,OPT,MAX`` for one input's batch, ``NAME:1x8,16x128,32x512`` for one input's whole shape range
+    profile: tuple[str, ...] = ("1,16,32",)
     #: the SavedModel signature whose inputs and outputs are compared (``--signature``)
     signature: str = "serving_default"
     #: a user's fp16 / int8 ONNX files checked instead of producing them by recipe (``--onnx fp16=FILE``)
@@ -217,7 +219,7 @@ class Pipeline:
                 cached = CachedEngine(self.engine_override, check.metadata or {}, hit=True, build_seconds=0.0)
             else:
                 cached = EngineCache(self.cache_dir / "engines" if self.cache_dir else None).get(
-                    self.onnx(onnx_precision(precision)), recipe=precision, profiles=[Profile(*self.profile)]
+                    self.onnx(onnx_precision(precision)), recipe=precision, profiles=[Profile.parse(list(self.profile))]
                 )
             self._engines[precision] = cached
         return self._engines[precision]
@@ -232,7 +234,7 @@ class Pipeline:
     # ------------------------------------------------------------------ backends
 
     @staticmethod
-    def unavailable_reason(backend: str, precision: str = "fp32") -> str | None:
+    def unavailable_reason(backend: str, precision: str = "fp32", cache_dir: Path | None = None) -> str | None:
         """Why (backend, precision) cannot run on this machine, naming what is missing; None if it can."""
         if backend not in BACKENDS:
             return f"unknown backend {backend!r}"
@@ -246,12 +248,14 @@ class Pipeline:
             return (
                 f"ONNX Runtime pipeline unavailable: {', '.join(missing)} not installed ({hints})" if missing else None
             )
+        if backend == "tflite":  # converted by TensorFlow; run by LiteRT or TensorFlow's interpreter
+            return None if is_available("tensorflow") else f"TensorFlow not installed ({INSTALL_HINTS['tensorflow']})"
         reason = tensorrt_execution_unavailable_reason()
         if reason or backend == "tensorrt":
             return reason
         from trt_equiv.backends.cpp import runner_unavailable_reason  # the C++ runner binary
 
-        return runner_unavailable_reason()
+        return runner_unavailable_reason(cache_dir=cache_dir)
 
     def open_backend(self, backend: str, precision: str = "fp32", **options: object) -> Backend:
         """A configured backend for (backend, precision); artefacts are produced on demand."""
@@ -262,6 +266,13 @@ class Pipeline:
 
             base = onnx_precision(precision)
             return OnnxRuntimeBackend(self.onnx(base), precision=base, **options)  # type: ignore[arg-type]
+        if backend == "tflite":
+            from trt_equiv.backends.tflite import TFLiteBackend
+            from trt_equiv.convert.tflite import savedmodel_to_tflite
+
+            calib, cache = (self.bound_calibration() if precision == "int8" else None), self.cache_dir
+            model = savedmodel_to_tflite(self.model_dir, precision, calibration=calib, cache_dir=cache)
+            return TFLiteBackend(model, precision=precision, **options)  # type: ignore[arg-type]
         if backend == "tensorrt":
             from trt_equiv.backends.tensorrt import TensorRTBackend
 
@@ -269,7 +280,8 @@ class Pipeline:
         if backend == "cpp":
             from trt_equiv.backends.cpp import CppRunnerBackend
 
-            return CppRunnerBackend(self.engine(precision), precision=precision, **options)  # type: ignore[arg-type]
+            engine = self.engine(precision)
+            return CppRunnerBackend(engine, precision=precision, cache_dir=self.cache_dir, **options)  # type: ignore[arg-type]
         raise ModelLoadError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
 
     def reference(self) -> dict[str, np.ndarray]:

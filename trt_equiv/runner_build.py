@@ -91,7 +91,9 @@ def read_build_info(build_dir: Path, build_type: str | None = None) -> RunnerBui
     return RunnerBuild(
         build_dir=build_dir,
         tensorrt_runner=path("tensorrt_runner"),
-        tensorrt_reason=info.get("tensorrt_reason"),
+        # CMake's reason names its variable; the user of `trt-equiv build-runner` passes the flag instead
+        tensorrt_reason=(info.get("tensorrt_reason") or "").replace("set -DTENSORRT_ROOT=", "pass --tensorrt-root ")
+        or None,
         tensorrt_version=info.get("tensorrt_version") or "",
         cpu_runner=path("cpu_runner"),
         npy_copy=path("npy_copy"),

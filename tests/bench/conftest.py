@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.cpp.conftest import cpu_runner, exact_inputs, make_cpu_engine, runner_build  # noqa: F401 (fixtures)
 from trt_equiv.backends.base import Backend
 from trt_equiv.bench import artefact_size, backend_artefact, timed
 from trt_equiv.pipeline import Pipeline
