@@ -148,7 +148,9 @@ def test_reference_at_chance_level_fails(
 def test_nothing_runnable_is_a_missing_prerequisite(
     capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(Pipeline, "unavailable_reason", staticmethod(lambda backend, precision="fp32": "no GPU"))
+    monkeypatch.setattr(
+        Pipeline, "unavailable_reason", staticmethod(lambda backend, precision="fp32", cache_dir=None: "no GPU")
+    )
     code, _, err = run(capsys, cache=trt_equiv_pipeline.cache_dir)
     assert code == 2 and "no candidate backend can run here" in err
 

@@ -389,19 +389,22 @@ def check_bound(name: str, value: object) -> None:
 #   within ~10^3 u of each value; a single max is a fine statistic there and catches the smallest real bug.
 # - reduced precision: errors accumulate through the layers, so bounds are on the distribution (99th percentile
 #   and RMS of the element errors), never on one element, and decisions are judged by confident flips only.
+# - regression targets give a report (RMS error against the targets, reference vs candidate), not a gate: a very
+#   accurate regression model has an error far below any precision's noise, so a relative error gate would fail
+#   every correct int8 file of it; users who want one set e.g. int8.error_increase=0.05.
 # - quality gates: MLPerf's anchor — an int8 (reduced-precision) result is valid at >= 99 % of the fp32
 #   accuracy (99.9 % for the "high accuracy" variants, used here for fp16), after the sampling allowance.
 U_FP16 = 2.0**-11
 U_INT8 = 2.0**-8
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(max_err=1e-4, rms_err=1e-5, rel_l2=1e-4, cosine=0.9999, confident_flips=0.0, mismatch=0.0,
-                      accuracy_ratio=1.0, error_increase=1e-3),
+                      accuracy_ratio=1.0),
     "tf32": Tolerance(p99_err=32 * U_FP16, rms_err=8 * U_FP16, rel_l2=16 * U_FP16, cosine=0.999,
-                      confident_flips=0.0, mismatch=0.0, accuracy_ratio=0.999, error_increase=0.01),
+                      confident_flips=0.0, mismatch=0.0, accuracy_ratio=0.999),
     "fp16": Tolerance(p99_err=64 * U_FP16, rms_err=16 * U_FP16, rel_l2=32 * U_FP16, cosine=0.995,
-                      confident_flips=0.002, mismatch=0.01, accuracy_ratio=0.999, error_increase=0.01),
+                      confident_flips=0.002, mismatch=0.01, accuracy_ratio=0.999),
     "int8": Tolerance(p99_err=64 * U_INT8, rms_err=16 * U_INT8, rel_l2=40 * U_INT8, cosine=0.9,
-                      confident_flips=0.01, mismatch=0.03, accuracy_ratio=0.99, error_increase=0.05),
+                      confident_flips=0.01, mismatch=0.03, accuracy_ratio=0.99),
     # one recipe on two runtimes (TensorRT vs its ONNX on ONNX Runtime): kernels and fusions differ, and
     # TensorRT int8 runs fused int8 kernels where ONNX Runtime simulates Q/DQ in float, so the bounds are those
     # of the precision's noise, without the task-quality gates (the task-level link has them)
