@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from trt_equiv.backends.savedmodel import check_savedmodel_dir
-from trt_equiv.cache_dir import content_hash, resolve_cache_dir
+from trt_equiv.cache_dir import resolve_cache_dir
 from trt_equiv.errors import ConversionError
+from trt_equiv.hashing import content_hash
 from trt_equiv.locking import build_once
 from trt_equiv.progress import step
 from trt_equiv.runtime import package_version, require

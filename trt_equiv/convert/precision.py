@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from trt_equiv.cache_dir import content_hash, resolve_cache_dir
+from trt_equiv.cache_dir import resolve_cache_dir
 from trt_equiv.convert.qdq import validate_qdq
 from trt_equiv.data import CALIBRATION_BATCH, CALIBRATION_SAMPLES, Dataset
 from trt_equiv.errors import ConversionError, InputValidationError
+from trt_equiv.hashing import array_hash, content_hash
 from trt_equiv.locking import build_once
 from trt_equiv.progress import step
 from trt_equiv.runtime import is_available, package_version, require
@@ -158,7 +159,7 @@ def int8_qdq_onnx(
         f"pct={PERCENTILE}",
         f"batch={batch_size}",
     ]
-    calib_key = content_hash([fp32_onnx], extra=[*settings, _array_hash(calib.x)])
+    calib_key = content_hash([fp32_onnx], extra=[*settings, array_hash(calib.x)])
     ranges = root / "calibration" / f"{calib_key}.json"
     with step(f"int8 calibration ({method}, {len(calib)} samples)") if not ranges.exists() else nullcontext():
         calibrated = build_once(ranges, lambda tmp: _calibrate(fp32_onnx, calib, method, batch_size, tmp))
@@ -184,12 +185,6 @@ def _check_calibration_shape(fp32_onnx: Path, data: Dataset) -> None:
         raise InputValidationError(
             f"calibration set {data.source}: expected samples shaped ({shown}) like the model input, got {got}"
         )
-
-
-def _array_hash(x: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(x).tobytes() + str(x.shape).encode()).hexdigest()
 
 
 def _ort_method(method: str):

@@ -18,7 +18,6 @@ Loading (this module, cacheable) is separate from running (``trt_equiv.backends.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -33,6 +32,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from trt_equiv.errors import EngineError, InputValidationError
+from trt_equiv.hashing import array_hash
 from trt_equiv.trt.common import (
     atomic_write,
     captured_log,
@@ -163,11 +163,8 @@ class Calibration:
 
     def fingerprint(self) -> str:
         """sha256 over the samples actually used and the batch size: part of the engine cache key."""
-        h = hashlib.sha256()
-        used = np.ascontiguousarray(self.data[: self.num_batches * self.batch_size])
-        h.update(f"{used.dtype.str}{used.shape}{self.batch_size}".encode())
-        h.update(used.tobytes())
-        return h.hexdigest()
+        used = self.data[: self.num_batches * self.batch_size]
+        return array_hash(used, extra=[f"batch={self.batch_size}"])
 
 
 @dataclass(frozen=True)

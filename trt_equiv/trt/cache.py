@@ -8,7 +8,8 @@ Layout (``root`` is ``<cache dir>/engines`` unless given)::
     <root>/timing/<module>-<version>-<device>.cache       persistent timing cache (classic TensorRT)
     <root>/calibration/<onnx sha>-<data sha>.cache        int8-legacy calibration cache
 
-key = sha256 over the ONNX bytes, TensorRT module + version, device name + compute capability (or the
+key = sha256 over the ONNX model's canonical identity (``trt_equiv.hashing.onnx_identity``: content without
+the generated tensor names that make tf2onnx's output differ run to run), TensorRT module + version, device name + compute capability (or the
 explicit target compute capabilities), recipe, profiles, workspace and calibration data. The metadata is
 written last, so its presence marks a complete entry; a hit re-checks size and sha256 (and the header, or a
 full deserialization where the module can do that here), so a truncated, damaged or mismatched engine is
@@ -29,6 +30,7 @@ from types import ModuleType
 from typing import Any
 
 from trt_equiv.errors import EngineError, InputValidationError
+from trt_equiv.hashing import json_hash, onnx_identity, sha256_file
 from trt_equiv.trt.build import (
     DEFAULT_PROFILE,
     DEFAULT_WORKSPACE_BYTES,
@@ -43,11 +45,10 @@ from trt_equiv.trt.common import (
     header_problems,
     module_identity,
     resolve_module,
-    sha256_file,
 )
 
 #: bump when the key inputs or the metadata layout change: old entries then simply miss
-KEY_FORMAT = 1
+KEY_FORMAT = 2
 
 
 class EngineCacheWarning(UserWarning):
@@ -94,7 +95,7 @@ def engine_key_inputs(
     name, version = module_identity(trt)
     return {
         "key_format": KEY_FORMAT,
-        "onnx_sha256": sha256_file(onnx_path),
+        "onnx_identity": onnx_identity(onnx_path),
         "module": name,
         "module_version": version,
         **device_identity(trt, options),
@@ -107,9 +108,7 @@ def engine_key_inputs(
 
 def engine_key(key_inputs: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of the key inputs."""
-    import hashlib
-
-    return hashlib.sha256(json.dumps(key_inputs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return json_hash(key_inputs)
 
 
 def _diff(expected: dict[str, Any], found: dict[str, Any]) -> list[str]:
@@ -223,7 +222,7 @@ class EngineCache:
         def build(tmp_meta: Path) -> None:
             cal = calibration
             if cal is not None and cal.cache_file is None:
-                stem = f"{key_inputs['onnx_sha256'][:16]}-{cal.fingerprint()[:16]}"
+                stem = f"{key_inputs['onnx_identity'][:16]}-{cal.fingerprint()[:16]}"
                 cal = Calibration(cal.data, cal.batch_size, self.root / "calibration" / f"{stem}.cache")
             result = build_serialized_engine(
                 onnx,
@@ -419,9 +418,9 @@ def check_engine_file(
         here = device_identity(trt, BuildOptions(target_compute_capabilities=tuple(inputs.get("targets") or ())))
         if not inputs.get("targets") and inputs.get("device") and here["device"] and inputs["device"] != here["device"]:
             check.problems.append(f"built for {inputs['device']}, this machine has {here['device']}")
-    if onnx_path is not None and inputs.get("onnx_sha256") != sha256_file(Path(onnx_path)):
+    if onnx_path is not None and inputs.get("onnx_identity") != onnx_identity(onnx_path):
         check.problems.append(
-            f"built from an ONNX file with sha256 {str(inputs.get('onnx_sha256'))[:12]}…, not from {onnx_path} "
+            f"built from an ONNX model with identity {str(inputs.get('onnx_identity'))[:12]}…, not from {onnx_path} "
             f"(a stale engine from another model or export)"
         )
     if recipe is not None and inputs.get("recipe") != recipe:
