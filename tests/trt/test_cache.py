@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 
 from trt_equiv.errors import EngineError, InputValidationError
+from trt_equiv.hashing import onnx_identity, sha256_file
 from trt_equiv.trt.build import BuildOptions, Profile
 from trt_equiv.trt.cache import (
     EngineCache,
@@ -22,7 +23,6 @@ from trt_equiv.trt.cache import (
     engine_key,
     engine_key_inputs,
 )
-from trt_equiv.hashing import onnx_identity, sha256_file
 
 
 @pytest.fixture
