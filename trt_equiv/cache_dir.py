@@ -27,4 +27,7 @@ def resolve_cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 
         root = Path(user_cache_dir("trt_equiv"))
     root.mkdir(parents=True, exist_ok=True)
+    from trt_equiv.locking import sweep_cache_tree
+
+    sweep_cache_tree(root)  # once per process: temp files of killed builds (any entry) go away
     return root

@@ -38,3 +38,7 @@ class EngineError(TrtEquivError):
 
 class RunnerError(TrtEquivError):
     """The C++ runner binary is missing, crashed, timed out or wrote something unexpected."""
+
+
+class CacheLockTimeout(TrtEquivError, TimeoutError):
+    """Waited too long for another process that holds a cache entry's build lock (the message names it)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -299,33 +300,24 @@ class EngineCache:
         message = f"cached engine {engine_path} not used: {'; '.join(problems)}"
         if on_mismatch == "error":
             raise EngineError(message + f"; delete it (or the cache folder {self.root}) to rebuild")
-        from filelock import FileLock, Timeout
+        from trt_equiv.locking import hold_lock
 
-        try:
-            with FileLock(str(meta_path) + ".lock", timeout=self.lock_timeout_s):
-                if not self._problems(engine_path, meta_path, key, key_inputs, trt, deserialize):
-                    return
-                warnings.warn(message + "; rebuilding", EngineCacheWarning, stacklevel=3)
-                meta_path.unlink(missing_ok=True)  # metadata first: an engine without it is never a hit
-                engine_path.unlink(missing_ok=True)
-        except Timeout as exc:
-            raise self._timeout_error(meta_path) from exc
+        with hold_lock(Path(str(meta_path) + ".lock"), timeout_s=self.lock_timeout_s, what=self._what(meta_path)):
+            if not self._problems(engine_path, meta_path, key, key_inputs, trt, deserialize):
+                return
+            warnings.warn(message + "; rebuilding", EngineCacheWarning, stacklevel=3)
+            meta_path.unlink(missing_ok=True)  # metadata first: an engine without it is never a hit
+            engine_path.unlink(missing_ok=True)
 
     def _build_once(self, meta_path: Path, build: Any) -> bool:
-        from filelock import Timeout
-
         from trt_equiv.locking import build_once
 
-        try:
-            return build_once(meta_path, build, timeout_s=self.lock_timeout_s)
-        except Timeout as exc:
-            raise self._timeout_error(meta_path) from exc
+        # the metadata (engine size + sha256, verified on every hit) is this entry's integrity record
+        return build_once(meta_path, build, timeout_s=self.lock_timeout_s, what=self._what(meta_path), integrity=False)
 
-    def _timeout_error(self, meta_path: Path) -> EngineError:
-        return EngineError(
-            f"waited {self.lock_timeout_s:.0f} s for another process building {meta_path.with_suffix('.engine')}; "
-            f"if no build is running, delete the lock file {meta_path}.lock"
-        )
+    @staticmethod
+    def _what(meta_path: Path) -> str:
+        return f"the engine {meta_path.with_suffix('.engine')} another process is building"
 
     def _timing_cache_path(self, trt: ModuleType, key_inputs: dict[str, Any]) -> Path:
         dev = key_inputs["device"]
@@ -336,9 +328,12 @@ class EngineCache:
     def clear(self) -> int:
         """Delete every entry, lock, timing and calibration cache under ``root``; the number of files removed."""
         removed = 0
-        for pattern in ("*.engine", "*.json", "*.lock", ".*.tmp", "timing/*.cache", "calibration/*.cache"):
+        for pattern in ("*.engine", "*.json", "*.lock", "*.owner", ".*.tmp.*", "timing/*.cache", "calibration/*.cache"):
             for f in self.root.glob(pattern):
-                f.unlink(missing_ok=True)
+                if f.is_dir() and not f.is_symlink():
+                    shutil.rmtree(f, ignore_errors=True)
+                else:
+                    f.unlink(missing_ok=True)
                 removed += 1
         return removed
 
