@@ -226,8 +226,6 @@ class _Reader:
 
 def _calibrate(fp32_onnx: Path, data: Dataset, method: str, batch_size: int, out: Path) -> None:
     """Run the calibrator with real histogram settings and save ORT's calibration-cache JSON."""
-    import tempfile
-
     onnx = require("onnx")
     calibrate = require("onnxruntime.quantization.calibrate")
     extra: dict[str, object] = {"symmetric": True}
@@ -239,9 +237,11 @@ def _calibrate(fp32_onnx: Path, data: Dataset, method: str, batch_size: int, out
         extra["percentile"] = PERCENTILE
     model = onnx.load(str(fp32_onnx))
     input_name = model.graph.input[0].name
-    with tempfile.TemporaryDirectory(prefix="trt_equiv_calib.") as tmp, _quiet_ort():
+    # ``out`` lies in build_once's private temp folder under the cache: ORT's augmented model goes there too, so
+    # a killed calibration leaves nothing in /tmp and its leftovers are swept with the folder
+    with _quiet_ort():
         calibrator = calibrate.create_calibrator(
-            fp32_onnx, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            fp32_onnx, None, augmented_model_path=str(out.parent / "augmented.onnx"),
             calibrate_method=_ort_method(method), extra_options=extra,
         )  # fmt: skip
         try:
