@@ -83,14 +83,11 @@ def onnx_identity(path: str | os.PathLike[str]) -> str:
     attributes, initializer values and dtypes, graph input/output names and types, opsets and IR version stay
     in the hash. Raises ``ModelLoadError`` when the file is not an ONNX model.
     """
-    from trt_equiv.errors import ModelLoadError
+    from trt_equiv.convert.onnx import load_onnx
     from trt_equiv.runtime import require
 
     onnx = require("onnx")
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # DecodeError, OSError, ValueError ...: a file that is not a model
-        raise ModelLoadError(f"ONNX {path}: expected an ONNX model file, could not read it ({exc})") from exc
+    model = load_onnx(path)
     canon = onnx.ModelProto()
     canon.ir_version = model.ir_version
     canon.opset_import.extend(sorted(model.opset_import, key=lambda o: (o.domain, o.version)))

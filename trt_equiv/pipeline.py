@@ -104,6 +104,10 @@ class Pipeline:
         for path, what in ((onnx, "--onnx"), (engine, "--engine")):
             if path is not None and not Path(path).is_file():
                 raise InputValidationError(f"{what}: expected an existing file, got {path}")
+        if onnx is not None:  # parse it now: a file that is not ONNX is a usage error, not a crash mid-recipe
+            from trt_equiv.convert.onnx import load_onnx
+
+            load_onnx(onnx, what="--onnx", load_external_data=False)
         return cls(
             model_dir=model_dir,
             data=dataset,

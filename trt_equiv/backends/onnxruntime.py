@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from trt_equiv.backends.base import Backend
-from trt_equiv.errors import ModelLoadError
+from trt_equiv.errors import InputValidationError, ModelLoadError
 from trt_equiv.runtime import require
 
 #: Preferred execution providers, best first; the first available ones are used unless chosen explicitly.
@@ -51,6 +51,7 @@ class OnnxRuntimeBackend(Backend):
         self.output_name = output_name
         self.intra_op_threads = intra_op_threads
         self.session = None
+        self.fixed_batch: int | None = None
 
     def _open_impl(self) -> None:
         ort = require("onnxruntime")
@@ -81,11 +82,19 @@ class OnnxRuntimeBackend(Backend):
             raise ModelLoadError(f"ONNX {self.onnx_path}: expected a float32/float16 input, got {spec.type}")
         self._input_dtype = _ORT_DTYPES[spec.type]
         self.sample_shape = tuple(d if isinstance(d, int) else None for d in spec.shape[1:])
+        # a model exported with a fixed batch (e.g. 1) runs in chunks of exactly that size (Backend.infer splits)
+        self.fixed_batch = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None
+        self.max_batch = self.fixed_batch
         self.providers = session.get_providers()
         self.session = session
 
     def _infer_impl(self, x: np.ndarray) -> np.ndarray:
         assert self.session is not None
+        if self.fixed_batch is not None and len(x) != self.fixed_batch:
+            raise InputValidationError(
+                f"ONNX {self.onnx_path}: the model has a fixed batch of {self.fixed_batch}, got {len(x)} sample(s) in "
+                f"the last chunk; pass a multiple of {self.fixed_batch} samples or export with a dynamic batch"
+            )
         feed = {self.input_name: x.astype(self._input_dtype, copy=False)}
         return np.asarray(self.session.run([self.output_name], feed)[0], dtype=np.float32)
 

@@ -16,10 +16,11 @@ import subprocess
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from trt_equiv.backends.savedmodel import check_savedmodel_dir
 from trt_equiv.cache_dir import resolve_cache_dir
-from trt_equiv.errors import ConversionError
+from trt_equiv.errors import ConversionError, ModelLoadError
 from trt_equiv.hashing import content_hash
 from trt_equiv.locking import build_once
 from trt_equiv.progress import step
@@ -121,6 +122,17 @@ def _tf2onnx_version() -> str:
     except PackageNotFoundError:
         require("tf2onnx")  # raises MissingRuntimeError with the install hint
         raise
+
+
+def load_onnx(path: str | os.PathLike[str], *, what: str = "ONNX", load_external_data: bool = True) -> Any:
+    """``onnx.load`` that turns every parse failure (DecodeError, ...) into a ModelLoadError naming the file."""
+    onnx = require("onnx")
+    try:
+        return onnx.load(str(path), load_external_data=load_external_data)
+    except Exception as exc:  # google.protobuf DecodeError, OSError, ValueError, ...
+        raise ModelLoadError(
+            f"{what} {path}: expected an ONNX model file, could not parse it ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def check_onnx(path: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from trt_equiv.cache_dir import resolve_cache_dir
+from trt_equiv.convert.onnx import load_onnx
 from trt_equiv.convert.qdq import validate_qdq
 from trt_equiv.data import CALIBRATION_BATCH, CALIBRATION_SAMPLES, Dataset
 from trt_equiv.errors import ConversionError, InputValidationError
@@ -81,7 +82,7 @@ def fp16_onnx(
             model = convert_to_mixed_precision(onnx_path=str(fp32_onnx), low_precision_type="fp16", keep_io_types=True)
         else:
             float16 = require("onnxconverter_common.float16")
-            model = float16.convert_float_to_float16(onnx.load(str(fp32_onnx)), keep_io_types=True)
+            model = float16.convert_float_to_float16(load_onnx(fp32_onnx), keep_io_types=True)
         try:
             onnx.checker.check_model(model)
         except Exception as exc:  # onnx.checker.ValidationError
@@ -95,7 +96,7 @@ def fp16_onnx(
 def fp32_nodes(fp16_path: Path) -> list[str]:
     """Compute nodes of an fp16 model that still run in float32 (Casts at the I/O boundary excluded)."""
     onnx = require("onnx")
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(fp16_path)))
+    model = onnx.shape_inference.infer_shapes(load_onnx(fp16_path))
     graph = model.graph
     types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
     types.update({i.name: i.data_type for i in graph.initializer})
@@ -175,8 +176,7 @@ def int8_qdq_onnx(
 
 def _check_calibration_shape(fp32_onnx: Path, data: Dataset) -> None:
     """The calibration samples must fit the model's input (else ONNX Runtime fails mid-calibration)."""
-    onnx = require("onnx")
-    graph = onnx.load(str(fp32_onnx), load_external_data=False).graph
+    graph = load_onnx(fp32_onnx, load_external_data=False).graph
     dims = graph.input[0].type.tensor_type.shape.dim[1:]
     want = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
     got = tuple(data.x.shape[1:])
@@ -226,7 +226,6 @@ class _Reader:
 
 def _calibrate(fp32_onnx: Path, data: Dataset, method: str, batch_size: int, out: Path) -> None:
     """Run the calibrator with real histogram settings and save ORT's calibration-cache JSON."""
-    onnx = require("onnx")
     calibrate = require("onnxruntime.quantization.calibrate")
     extra: dict[str, object] = {"symmetric": True}
     if method in ("entropy", "percentile"):
@@ -235,7 +234,7 @@ def _calibrate(fp32_onnx: Path, data: Dataset, method: str, batch_size: int, out
         extra["num_quantized_bins"] = QUANTIZED_BINS
     if method == "percentile":
         extra["percentile"] = PERCENTILE
-    model = onnx.load(str(fp32_onnx))
+    model = load_onnx(fp32_onnx)
     input_name = model.graph.input[0].name
     # ``out`` lies in build_once's private temp folder under the cache: ORT's augmented model goes there too, so
     # a killed calibration leaves nothing in /tmp and its leftovers are swept with the folder
