@@ -99,3 +99,23 @@ def test_build_runner_with_a_root_that_has_no_tensorrt_exits_2(
     empty.mkdir()
     code = main(["build-runner", "--build-dir", str(tmp_path / "b"), "--tensorrt-root", str(empty)])
     _assert_clean_usage_error(code, capsys.readouterr().err, "--tensorrt-root", "NvInfer.h")
+
+
+def test_check_refuses_a_truncated_engine_that_has_no_json(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from trt_equiv.runtime import TENSORRT_MODULES, is_available
+
+    if not any(is_available(m) for m in TENSORRT_MODULES):
+        pytest.skip(f"no TensorRT module installed ({', '.join(TENSORRT_MODULES)}): no engine to truncate")
+    from tests.trt import models
+    from trt_equiv.trt.cache import EngineCache
+
+    entry = EngineCache(tmp_path / "engines").get(models.tiny_fp32(tmp_path / "tiny.onnx"), progress=False)
+    lone = tmp_path / "user" / "model.engine"
+    lone.parent.mkdir()
+    lone.write_bytes(entry.path.read_bytes()[:-4096])
+    code = main(
+        ["check", "--engine", str(lone), "--precisions", "fp32", "--cache-dir", str(trt_equiv_pipeline.cache_dir)]
+    )
+    _assert_clean_usage_error(code, capsys.readouterr().err, "--engine is not usable", "problem:")

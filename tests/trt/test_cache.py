@@ -286,3 +286,30 @@ def test_check_without_metadata_still_catches_a_damaged_header(
     lone.write_bytes(b"not an engine header, " * 3 + good[66:])
     damaged = check_engine_file(lone, module=trt_module)
     assert not damaged and any("header invalid" in p or "could not be deserialized" in p for p in damaged.problems)
+
+
+def test_a_truncated_engine_without_metadata_is_refused_without_a_gpu(
+    cache: EngineCache, trt_module: ModuleType, tiny_onnx: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 12 item 11: no .json beside it and nothing here can deserialize it — the header's size field (TensorRT
+    for RTX) or, for a layout without one, the refusal to vouch for an unverifiable engine, still stops it."""
+    entry = cache.get(tiny_onnx["fp32"], module=trt_module, progress=False)
+    good = entry.path.read_bytes()
+    lone = tmp_path / "user.engine"
+    for cut in (len(good) - 1, len(good) // 2, 100):
+        lone.write_bytes(good[:cut])
+        check = check_engine_file(lone, module=trt_module)
+        assert not check, f"cut at {cut}: {check}"
+        reasons = ("truncated", "could not be deserialized", "neither metadata")
+        assert any(r in p for r in reasons for p in check.problems), str(check)
+    lone.write_bytes(good + b"\0" * 16)
+    assert not check_engine_file(lone, module=trt_module)
+    lone.write_bytes(good)
+    assert check_engine_file(lone, module=trt_module) or not _whole_engine_verifiable(trt_module, good)
+
+
+def _whole_engine_verifiable(trt_module: ModuleType, data: bytes) -> bool:
+    from trt_equiv.runtime import tensorrt_execution_unavailable_reason
+    from trt_equiv.trt.common import size_checkable
+
+    return size_checkable(data) or tensorrt_execution_unavailable_reason(trt_module.__name__) is None

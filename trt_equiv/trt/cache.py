@@ -47,6 +47,8 @@ from trt_equiv.trt.common import (
     header_problems,
     module_identity,
     resolve_module,
+    size_checkable,
+    size_problems,
 )
 
 #: bump when the key inputs or the metadata layout change: old entries then simply miss
@@ -144,9 +146,10 @@ def integrity_problems(
         return [f"engine file is {size} bytes, metadata says {want.get('size')} (truncated or replaced)"]
     if sha256_file(engine_path) != want.get("sha256"):
         return [f"engine sha256 differs from the metadata's {str(want.get('sha256'))[:12]}… (file damaged or replaced)"]
-    if trt is None:
-        return []
     data = engine_path.read_bytes()
+    problems = size_problems(data)
+    if trt is None or problems:
+        return problems
     problems = header_problems(trt, data)
     if not problems and deserialize:
         try:
@@ -393,13 +396,23 @@ def check_engine_file(
         check.notes.append(
             f"no trt_equiv metadata beside it ({problem}): which ONNX, recipe and TensorRT built it cannot be checked"
         )
-        if trt is not None:
-            check.problems += header_problems(trt, engine_path.read_bytes())
-            if _can_deserialize_here(trt):
+        data = engine_path.read_bytes()
+        check.problems += size_problems(data)
+        deserialized = False
+        if trt is not None and not check.problems:
+            check.problems += header_problems(trt, data)
+            if _can_deserialize_here(trt) and not check.problems:
                 try:
-                    deserialize_engine(trt, engine_path.read_bytes(), where=str(engine_path))
+                    deserialize_engine(trt, data, where=str(engine_path))
+                    deserialized = True
                 except EngineError as exc:
                     check.problems.append(str(exc))
+        if not check.problems and not deserialized and not size_checkable(data):
+            check.problems.append(
+                "neither metadata beside it nor a full deserialization here (no GPU/TensorRT runtime) can show the "
+                "engine is whole, and its header records no size; put its trt_equiv .json beside it or check it on "
+                "the GPU it was built for"
+            )
         return check
 
     check.metadata = meta

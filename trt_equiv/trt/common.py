@@ -178,6 +178,35 @@ def header_problems(trt: ModuleType, data: bytes) -> list[str]:
     return [f"{name} {version} reports the engine header invalid: {', '.join(found)}"] if found else []
 
 
+#: engine layouts whose header records the whole engine's size (uint64, little endian) at a known offset, by
+#: magic. Only layouts verified on real engines are listed — TensorRT for RTX 1.x ("vtrt", size at byte 16);
+#: classic TensorRT ("ftrt") is not assumed, there deserialization (with a GPU) or our metadata decides.
+_SIZE_FIELDS = {b"vtrt": 16}
+
+
+def size_problems(data: bytes) -> list[str]:
+    """Truncation or trailing bytes seen from the engine header alone (no GPU, no metadata needed).
+
+    Empty when the layout is unknown: the caller must then say that the engine could not be checked in full.
+    """
+    offset = _SIZE_FIELDS.get(data[:4])
+    if offset is None:
+        return []
+    if len(data) < offset + 8:
+        return [f"engine is {len(data)} bytes, too short to hold its header (truncated)"]
+    declared = int.from_bytes(data[offset : offset + 8], "little")
+    if declared > len(data):
+        return [f"engine header says {declared} bytes, the file has {len(data)} (truncated)"]
+    if declared < len(data):
+        return [f"engine header says {declared} bytes, the file has {len(data)} (extra bytes appended)"]
+    return []
+
+
+def size_checkable(data: bytes) -> bool:
+    """True when ``size_problems`` knows this engine layout."""
+    return data[:4] in _SIZE_FIELDS
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
