@@ -158,7 +158,7 @@ def test_calibration_scratch_lives_under_the_cache(
 
     def spy(*args: object, **kwargs: object) -> object:
         seen.append(Path(str(kwargs["augmented_model_path"])))
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(calibrate, "create_calibrator", spy)
     cache = tmp_path / "cache"
