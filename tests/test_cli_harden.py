@@ -67,6 +67,21 @@ def test_check_onnx_with_a_fixed_batch_of_one_runs_one_sample_at_a_time(
     assert "EQUIVALENT: 3 passed, 0 failed" in out
 
 
+def test_int8_calibrates_a_fixed_batch_model_in_batches_of_its_size(
+    trt_equiv_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from trt_equiv.backends.onnxruntime import OnnxRuntimeBackend
+    from trt_equiv.convert.precision import int8_qdq_onnx
+    from trt_equiv.data import BUNDLED_CALIBRATION, load_npz
+
+    fixed = _fixed_batch_copy(trt_equiv_pipeline.onnx("fp32"), tmp_path / "batch1.onnx", 1)
+    result = int8_qdq_onnx(fixed, load_npz(BUNDLED_CALIBRATION).take(40), cache_dir=tmp_path)
+    assert result.info["calibration_samples"] == 40
+    assert trt_equiv_pipeline.data is not None
+    with OnnxRuntimeBackend(result.path, precision="int8") as int8:
+        assert int8.infer(trt_equiv_pipeline.data.x[:3]).shape[0] == 3
+
+
 def test_a_fixed_batch_larger_than_one_splits_and_names_a_partial_batch(
     trt_equiv_pipeline: Pipeline, tmp_path: Path
 ) -> None:

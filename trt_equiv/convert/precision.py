@@ -151,6 +151,13 @@ def int8_qdq_onnx(
     calib = calibration.take(samples)
     check_calibration_data(calib)
     _check_calibration_shape(fp32_onnx, calib)
+    fixed = _fixed_batch(fp32_onnx)
+    if fixed is not None:  # a model exported with a fixed batch only takes batches of exactly that size
+        if len(calib) < fixed:
+            raise InputValidationError(
+                f"calibration set {calib.source}: the model has a fixed batch of {fixed}, got {len(calib)} samples"
+            )
+        batch_size, calib = fixed, calib.take(len(calib) // fixed * fixed)
     root = resolve_cache_dir(cache_dir) / "precision"
     settings = [
         f"onnxruntime={package_version('onnxruntime', 'onnxruntime-gpu')}",
@@ -185,6 +192,12 @@ def _check_calibration_shape(fp32_onnx: Path, data: Dataset) -> None:
         raise InputValidationError(
             f"calibration set {data.source}: expected samples shaped ({shown}) like the model input, got {got}"
         )
+
+
+def _fixed_batch(fp32_onnx: Path) -> int | None:
+    """The model input's fixed batch size, or None when the batch dimension is dynamic."""
+    batch = load_onnx(fp32_onnx, load_external_data=False).graph.input[0].type.tensor_type.shape.dim[:1]
+    return batch[0].dim_value if batch and batch[0].HasField("dim_value") and batch[0].dim_value > 0 else None
 
 
 def _ort_method(method: str):
