@@ -70,18 +70,25 @@ def savedmodel_to_onnx(
 _ISOLATED = ("-P",) if sys.version_info >= (3, 11) else ("-I",)
 
 
-def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in the child between fork and exec
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int, prctl: Any) -> None:  # pragma: no cover - runs in the child before exec
     """Linux: ask the kernel to SIGKILL this child when its parent dies, so a killed caller leaves no converter."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 
 
-_PR_SET_PDEATHSIG = 1
+def _child_setup() -> Any:
+    """preexec_fn for the converter: libc's prctl is looked up here, in the parent (no dlopen after fork)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return partial(_die_with_parent, os.getpid(), prctl)
 
 
 def run_child(cmd: list[str], *, cwd: Path, timeout_s: float, what: str) -> tuple[int, str, str]:
@@ -90,10 +97,9 @@ def run_child(cmd: list[str], *, cwd: Path, timeout_s: float, what: str) -> tupl
     The child dies with its caller: on Linux through PR_SET_PDEATHSIG (even when the caller is SIGKILLed), and
     on a timeout, an exception or Ctrl-C its whole process group is killed before this returns or raises.
     """
-    preexec = partial(_die_with_parent, os.getpid()) if sys.platform.startswith("linux") else None
     proc = subprocess.Popen(
         cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, preexec_fn=preexec,
+        start_new_session=True, preexec_fn=_child_setup(),
     )  # fmt: skip
     try:
         out, err = proc.communicate(timeout=timeout_s)

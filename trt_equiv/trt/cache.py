@@ -6,15 +6,15 @@ Layout (``root`` is ``<cache dir>/engines`` unless given)::
     <root>/<key>.json          metadata: key inputs, engine size + sha256, build time, created-at
     <root>/<key>.json.lock     file lock: parallel workers build once (trt_equiv.locking.build_once)
     <root>/timing/<module>-<version>-<device>.cache       persistent timing cache (classic TensorRT)
-    <root>/calibration/<onnx sha>-<data sha>.cache        int8-legacy calibration cache
+    <root>/calibration/<onnx id>-<data sha>.cache         int8-legacy calibration cache
 
 key = sha256 over the ONNX model's canonical identity (``trt_equiv.hashing.onnx_identity``: content without
 the generated tensor names that make tf2onnx's output differ run to run), TensorRT module + version, device
 name + compute capability (or the explicit target compute capabilities), recipe, profiles, workspace and
-calibration data. The metadata is
-written last, so its presence marks a complete entry; a hit re-checks size and sha256 (and the header, or a
-full deserialization where the module can do that here), so a truncated, damaged or mismatched engine is
-never used: it is rebuilt with a warning, or refused with ``on_mismatch="error"``. Delete ``root`` to clear.
+calibration data. The metadata is written last, so its presence marks a complete entry; a hit re-checks size
+and sha256 (and the header's size field and validity, or a full deserialization where the module can do that
+here), so a truncated, damaged or mismatched engine is never used: it is rebuilt with a warning, or refused
+with ``on_mismatch="error"``. Delete ``root`` to clear.
 """
 
 from __future__ import annotations
