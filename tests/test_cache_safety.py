@@ -343,3 +343,16 @@ def test_an_edited_cached_model_onnx_heals(converted_from_a_hostile_cwd: tuple[P
     assert again == path
     assert integrity_path(path).read_text().split()[0] == sha256_file(path)
     assert onnx_identity(path) == identity  # a whole, fresh conversion of the same model
+
+
+def test_an_edited_legacy_calibration_cache_is_ignored_not_fed_to_tensorrt(tmp_path: Path) -> None:
+    """The int8-legacy calibrator reads its cache through read_verified (GPU-only path; the helper is tested here)."""
+    from trt_equiv.locking import read_verified
+
+    cache = tmp_path / "engines" / "calibration" / "abc-def.cache"
+    atomic_write(cache, b"TRT-1001-EntropyCalibration2\ninput: 3c010a14\n", record=True)
+    assert read_verified(cache) == cache.read_bytes()
+    cache.write_bytes(b"TRT-1001-EntropyCalibration2\ninput: 7f7f7f7f\n")
+    with pytest.warns(CacheIntegrityWarning, match="does not match its integrity record"):
+        assert read_verified(cache) is None
+    assert read_verified(tmp_path / "absent.cache") is None

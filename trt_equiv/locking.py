@@ -180,6 +180,18 @@ def integrity_problem(target: Path) -> str | None:
     return None
 
 
+def read_verified(path: Path) -> bytes | None:
+    """``path``'s bytes when they match its integrity record; None (with a CacheIntegrityWarning when the file
+    exists) otherwise, so the caller recomputes instead of trusting an edited file."""
+    if not path.is_file():
+        return None
+    problem = integrity_problem(path)
+    if problem is not None:
+        warnings.warn(f"cached {path} {problem}; ignoring it", CacheIntegrityWarning, stacklevel=2)
+        return None
+    return path.read_bytes()
+
+
 # ------------------------------------------------------------------------------------------------ locking
 
 

@@ -373,12 +373,15 @@ def _entropy_calibrator(trt: Any, calibration: Calibration, input_name: str) -> 
             return [self.buffer.ptr]
 
         def read_calibration_cache(self) -> bytes | None:
+            from trt_equiv.locking import read_verified
+
+            # an edited or truncated cache is ignored (recalibrated) with a warning, never fed to TensorRT
             path = calibration.cache_file
-            return path.read_bytes() if path is not None and path.is_file() else None
+            return None if path is None else read_verified(Path(path))
 
         def write_calibration_cache(self, cache: Any) -> None:
             if calibration.cache_file is not None:
-                atomic_write(Path(calibration.cache_file), bytes(cache))
+                atomic_write(Path(calibration.cache_file), bytes(cache), record=True)
 
     return _Calibrator()
 

@@ -331,7 +331,17 @@ class EngineCache:
     def clear(self) -> int:
         """Delete every entry, lock, timing and calibration cache under ``root``; the number of files removed."""
         removed = 0
-        for pattern in ("*.engine", "*.json", "*.lock", "*.owner", ".*.tmp.*", "timing/*.cache", "calibration/*.cache"):
+        for pattern in (
+            "*.engine",
+            "*.json",
+            "*.lock",
+            "*.owner",
+            ".*.tmp.*",
+            "timing/*.cache",
+            "calibration/*.cache",
+            "calibration/*.sha256",
+            "calibration/.*.tmp.*",
+        ):
             for f in self.root.glob(pattern):
                 if f.is_dir() and not f.is_symlink():
                     shutil.rmtree(f, ignore_errors=True)

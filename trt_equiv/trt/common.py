@@ -207,14 +207,15 @@ def size_checkable(data: bytes) -> bool:
     return data[:4] in _SIZE_FIELDS
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, record: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
     A reader (another pytest-xdist worker, a crashed run's successor) sees the old file or the whole new one,
     never half of one. The temp name is unpredictable and created O_EXCL (never a planted symlink), carries
     pid@host so a killed writer's leftovers are swept by the next run, and the result gets the normal file mode.
+    ``record``: also write the file's integrity record (``trt_equiv.locking.read_verified`` checks it).
     """
-    from trt_equiv.locking import make_temp_file, publish
+    from trt_equiv.locking import make_temp_file, publish, write_integrity
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = make_temp_file(path)
@@ -223,6 +224,8 @@ def atomic_write(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if record:
+            write_integrity(tmp, path)
         publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
