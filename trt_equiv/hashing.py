@@ -88,13 +88,23 @@ def onnx_identity(path: str | os.PathLike[str]) -> str:
 
     onnx = require("onnx")
     model = load_onnx(path)
-    canon = onnx.ModelProto()
-    canon.ir_version = model.ir_version
-    canon.opset_import.extend(sorted(model.opset_import, key=lambda o: (o.domain, o.version)))
-    canon.graph.CopyFrom(_canonical_graph(onnx, model.graph, {}, "g"))
-    for fn in model.functions:  # local functions: kept whole (their names are part of the model's API)
-        canon.functions.append(fn)
-    return sha256_bytes(canon.SerializeToString(deterministic=True))
+    graph = _canonical_graph(onnx, model.graph, {}, "g")
+    h = hashlib.sha256(f"ir={model.ir_version}".encode())
+    h.update(f";opsets={sorted((o.domain, o.version) for o in model.opset_import)}".encode())
+    # part by part (tagged, length-prefixed), not one SerializeToString: protobuf refuses messages over 2 GB
+    parts = (
+        [("i", v) for v in graph.input]
+        + [("n", v) for v in graph.node]
+        + [("o", v) for v in graph.output]
+        + [("w", v) for v in graph.initializer]
+        + [("s", v) for v in graph.sparse_initializer]
+        + [("f", v) for v in model.functions]  # local functions: kept whole (their names are part of the API)
+    )
+    for kind, part in parts:
+        data = part.SerializeToString(deterministic=True)
+        h.update(f";{kind}{len(data)}:".encode())
+        h.update(data)
+    return h.hexdigest()
 
 
 def _canonical_graph(onnx: Any, graph: Any, outer: dict[str, str], prefix: str) -> Any:
