@@ -6,10 +6,12 @@ Resolution order: an explicit path (``--cache-dir`` / ``--trt-equiv-cache-dir``)
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Iterable
 from pathlib import Path
+
+from trt_equiv.hashing import content_hash
+
+__all__ = ["ENV_VAR", "content_hash", "resolve_cache_dir"]  # content_hash: re-exported, defined in hashing
 
 ENV_VAR = "TRT_EQUIV_CACHE_DIR"
 
@@ -25,24 +27,7 @@ def resolve_cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 
         root = Path(user_cache_dir("trt_equiv"))
     root.mkdir(parents=True, exist_ok=True)
+    from trt_equiv.locking import sweep_cache_tree
+
+    sweep_cache_tree(root)  # once per process: temp files of killed builds (any entry) go away
     return root
-
-
-def content_hash(paths: Iterable[str | os.PathLike[str]] = (), extra: Iterable[str] = ()) -> str:
-    """sha256 over the bytes of files (directories walked in sorted order, relative names included) and
-    extra strings. Used for every content-keyed cache so that a changed input never hits a stale entry."""
-    h = hashlib.sha256()
-    for p in paths:
-        path = Path(p)
-        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
-        for f in files:
-            h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
-            h.update(b"\0")
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            h.update(b"\0")
-    for e in extra:
-        h.update(e.encode())
-        h.update(b"\0")
-    return h.hexdigest()

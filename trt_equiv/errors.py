@@ -42,3 +42,7 @@ class RunnerError(TrtEquivError):
 
 class BenchmarkError(TrtEquivError):
     """A benchmark's timed calls produced outputs that differ from the verified ones (MLPerf TEST01)."""
+
+
+class CacheLockTimeout(TrtEquivError, TimeoutError):
+    """Waited too long for another process that holds a cache entry's build lock (the message names it)."""

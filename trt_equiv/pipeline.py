@@ -116,6 +116,11 @@ class Pipeline:
         onnx_files = parse_onnx_overrides(onnx)
         if engine is not None and not Path(engine).is_file():
             raise InputValidationError(f"--engine: expected an existing file, got {engine}")
+        if onnx_files:  # parse them now: a file that is not ONNX is a usage error, not a crash mid-recipe
+            from trt_equiv.convert.onnx import load_onnx
+
+            for path in onnx_files.values():
+                load_onnx(path, what="--onnx", load_external_data=False)
         return cls(
             model_dir=model_dir,
             data=dataset,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from trt_equiv.cache_dir import resolve_cache_dir
-from trt_equiv.errors import MissingRuntimeError, RunnerError
+from trt_equiv.errors import InputValidationError, MissingRuntimeError, RunnerError
 
 #: the TensorRT runner's executable name (the CLI contract of cpp/README.md)
 RUNNER_NAME = "trt-equiv-runner"
@@ -115,10 +115,14 @@ def build_runner(
 ) -> RunnerBuild:
     """Configure and build ``cpp/`` into ``build_dir`` (default: the cache's ``runner/build``).
 
-    ``tests`` also builds the unit tests and the CPU test runner; ``require_tensorrt`` turns "TensorRT not
-    found" into an error instead of a core-only build. Raises MissingRuntimeError when cmake is missing and
+    ``tests`` also builds the unit tests and the CPU test runner; ``require_tensorrt`` (implied by an explicit
+    ``tensorrt_root``, which must hold TensorRT's headers) turns "TensorRT not found" into an error instead of a
+    core-only build. Raises MissingRuntimeError when cmake is missing and
     RunnerError (with the tail of the build log) when configuring or compiling fails.
     """
+    if tensorrt_root is not None:
+        check_tensorrt_root(Path(tensorrt_root))
+        require_tensorrt = True  # a root the user named must give the TensorRT runner, not a core-only build
     cmake = shutil.which("cmake")
     if cmake is None:
         raise MissingRuntimeError(
@@ -169,6 +173,22 @@ def build_runner(
                 )
     result = read_build_info(build, build_type)
     return replace(result, log_path=log_path)
+
+
+def check_tensorrt_root(root: Path) -> None:
+    """Refuse a TensorRT prefix that does not exist or has no ``NvInfer.h``, before CMake quietly looks elsewhere."""
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a folder"
+        raise InputValidationError(
+            f"--tensorrt-root: expected a TensorRT install prefix (with include/NvInfer.h and lib/libnvinfer), "
+            f"got {root}, which {what}"
+        )
+    include = root / "include"
+    if not ((include / "NvInfer.h").is_file() or any(include.glob("*/NvInfer.h"))):
+        raise InputValidationError(
+            f"--tensorrt-root: expected a TensorRT install prefix with include/NvInfer.h, got {root}, which has none "
+            f"(point it at the folder that holds TensorRT's include/ and lib/)"
+        )
 
 
 def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:

@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 
 from trt_equiv.errors import EngineError, InputValidationError
+from trt_equiv.hashing import onnx_identity, sha256_file
 from trt_equiv.trt.build import BuildOptions, Profile
 from trt_equiv.trt.cache import (
     EngineCache,
@@ -22,7 +23,6 @@ from trt_equiv.trt.cache import (
     engine_key,
     engine_key_inputs,
 )
-from trt_equiv.trt.common import sha256_file
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_second_request_is_a_hit_without_a_build(
     meta = json.loads(first.metadata_path.read_text())
     assert meta["engine"]["sha256"] == sha256_file(first.path)
     assert meta["key_inputs"]["recipe"] == "fp32" and meta["key_inputs"]["profiles"] == [[1, 16, 32]]
-    assert meta["key_inputs"]["onnx_sha256"] == sha256_file(tiny_onnx["fp32"])
+    assert meta["key_inputs"]["onnx_identity"] == onnx_identity(tiny_onnx["fp32"])
     assert meta["build_seconds"] > 0 and meta["created_at"]
     mtime = first.path.stat().st_mtime_ns
 
@@ -86,6 +86,28 @@ def test_key_covers_every_input_and_only_the_onnx_bytes(
 
     renamed = shutil.copy(onnx, tmp_path / "renamed.onnx")
     assert engine_key(engine_key_inputs(Path(renamed), BuildOptions(), trt_module)) == base
+
+
+def test_engine_identity_ignores_generated_names_but_not_weights(
+    cache: EngineCache, trt_module: ModuleType, tiny_onnx: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 12 item 8: tf2onnx renames constants run to run; a good engine must not be called stale for it."""
+    from tests.test_hashing import edited_copy, renamed_copy
+
+    onnx = tiny_onnx["fp32"]
+    second_export = renamed_copy(onnx, tmp_path / "second_export.onnx")
+    assert sha256_file(second_export) != sha256_file(onnx)
+    base = engine_key(engine_key_inputs(onnx, BuildOptions(), trt_module))
+    assert engine_key(engine_key_inputs(second_export, BuildOptions(), trt_module)) == base
+    changed = edited_copy(onnx, tmp_path / "changed.onnx", "weight")
+    assert engine_key(engine_key_inputs(changed, BuildOptions(), trt_module)) != base
+
+    entry = cache.get(onnx, module=trt_module, progress=False)
+    assert cache.get(second_export, module=trt_module, progress=False).hit
+    ok = check_engine_file(entry.path, onnx_path=second_export, recipe="fp32", module=trt_module)
+    assert ok, str(ok)
+    stale = check_engine_file(entry.path, onnx_path=changed, recipe="fp32", module=trt_module)
+    assert not stale and any("stale engine" in p for p in stale.problems)
 
 
 def test_truncated_engine_is_rebuilt_not_used(
@@ -264,3 +286,30 @@ def test_check_without_metadata_still_catches_a_damaged_header(
     lone.write_bytes(b"not an engine header, " * 3 + good[66:])
     damaged = check_engine_file(lone, module=trt_module)
     assert not damaged and any("header invalid" in p or "could not be deserialized" in p for p in damaged.problems)
+
+
+def test_a_truncated_engine_without_metadata_is_refused_without_a_gpu(
+    cache: EngineCache, trt_module: ModuleType, tiny_onnx: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 12 item 11: no .json beside it and nothing here can deserialize it — the header's size field (TensorRT
+    for RTX) or, for a layout without one, the refusal to vouch for an unverifiable engine, still stops it."""
+    entry = cache.get(tiny_onnx["fp32"], module=trt_module, progress=False)
+    good = entry.path.read_bytes()
+    lone = tmp_path / "user.engine"
+    for cut in (len(good) - 1, len(good) // 2, 100):
+        lone.write_bytes(good[:cut])
+        check = check_engine_file(lone, module=trt_module)
+        assert not check, f"cut at {cut}: {check}"
+        reasons = ("truncated", "could not be deserialized", "neither metadata")
+        assert any(r in p for r in reasons for p in check.problems), str(check)
+    lone.write_bytes(good + b"\0" * 16)
+    assert not check_engine_file(lone, module=trt_module)
+    lone.write_bytes(good)
+    assert check_engine_file(lone, module=trt_module) or not _whole_engine_verifiable(trt_module, good)
+
+
+def _whole_engine_verifiable(trt_module: ModuleType, data: bytes) -> bool:
+    from trt_equiv.runtime import tensorrt_execution_unavailable_reason
+    from trt_equiv.trt.common import size_checkable
+
+    return size_checkable(data) or tensorrt_execution_unavailable_reason(trt_module.__name__) is None

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from trt_equiv.backends.base import Backend, TensorSpec
-from trt_equiv.errors import ModelLoadError
+from trt_equiv.errors import InputValidationError, ModelLoadError
 from trt_equiv.runtime import require
 
 #: Preferred execution providers, best first; the first available ones are used unless chosen explicitly.
@@ -62,6 +62,7 @@ class OnnxRuntimeBackend(Backend):
         self.requested_providers = list(providers) if providers else None
         self.intra_op_threads = intra_op_threads
         self.session = None
+        self.fixed_batch: int | None = None
 
     def _open_impl(self) -> None:
         ort = require("onnxruntime")
@@ -76,11 +77,21 @@ class OnnxRuntimeBackend(Backend):
         where = f"ONNX {self.onnx_path}"
         self.input_specs = tuple(ort_spec(i, where) for i in session.get_inputs())
         self.output_specs = tuple(TensorSpec(o.name, None, None) for o in session.get_outputs())
+        # a model exported with a fixed batch (e.g. 1) runs in chunks of exactly that size (Backend.infer splits)
+        batches = {i.shape[0] for i in session.get_inputs() if i.shape and isinstance(i.shape[0], int) and i.shape[0] > 0}
+        self.fixed_batch = min(batches) if batches else None
+        self.max_batch = self.fixed_batch
         self.providers = session.get_providers()
         self.session = session
 
     def _infer_impl(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         assert self.session is not None
+        n = len(next(iter(inputs.values())))
+        if self.fixed_batch is not None and n != self.fixed_batch:
+            raise InputValidationError(
+                f"ONNX {self.onnx_path}: the model has a fixed batch of {self.fixed_batch}, got {n} sample(s) in "
+                f"the last chunk; pass a multiple of {self.fixed_batch} samples or export with a dynamic batch"
+            )
         names = self.output_names
         return dict(zip(names, self.session.run(names, inputs), strict=True))
 

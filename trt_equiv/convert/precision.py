@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from trt_equiv.backends.base import TensorSpec
-from trt_equiv.cache_dir import content_hash, resolve_cache_dir
+from trt_equiv.cache_dir import resolve_cache_dir
+from trt_equiv.convert.onnx import load_onnx
 from trt_equiv.convert.qdq import validate_qdq
 from trt_equiv.data import CALIBRATION_BATCH, CALIBRATION_SAMPLES, Dataset, calibration_batches
 from trt_equiv.errors import ConversionError, InputValidationError
+from trt_equiv.hashing import array_hash, content_hash
 from trt_equiv.locking import build_once
 from trt_equiv.progress import step
 from trt_equiv.runtime import is_available, package_version, require
@@ -83,7 +85,7 @@ def fp16_onnx(
             model = convert_to_mixed_precision(onnx_path=str(fp32_onnx), low_precision_type="fp16", keep_io_types=True)
         else:
             float16 = require("onnxconverter_common.float16")
-            source = _separate_consumed_outputs(onnx.load(str(fp32_onnx)))
+            source = _separate_consumed_outputs(load_onnx(fp32_onnx))
             model = _fix_cast_targets(float16.convert_float_to_float16(source, keep_io_types=True))
         try:
             # full_check runs type inference: plain check_model passes files ONNX Runtime then refuses to load
@@ -135,7 +137,7 @@ def _fix_cast_targets(model: Any) -> Any:
 def fp32_nodes(fp16_path: Path) -> list[str]:
     """Compute nodes of an fp16 model that still run in float32 (Casts at the I/O boundary excluded)."""
     onnx = require("onnx")
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(fp16_path)))
+    model = onnx.shape_inference.infer_shapes(load_onnx(fp16_path))
     graph = model.graph
     types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
     types.update({i.name: i.data_type for i in graph.initializer})
@@ -205,6 +207,13 @@ def int8_qdq_onnx(
     fp32_onnx = Path(fp32_onnx)
     calib = _check_calibration_shape(fp32_onnx, calibration.without_labels().take(samples))
     check_calibration_data(calib)
+    fixed = _fixed_batch(fp32_onnx)
+    if fixed is not None:  # a model exported with a fixed batch only takes batches of exactly that size
+        if len(calib) < fixed:
+            raise InputValidationError(
+                f"calibration set {calib.source}: the model has a fixed batch of {fixed}, got {len(calib)} samples"
+            )
+        batch_size, calib = fixed, calib.take(len(calib) // fixed * fixed)
     root = resolve_cache_dir(cache_dir) / "precision"
     settings = [
         f"onnxruntime={package_version('onnxruntime', 'onnxruntime-gpu')}",
@@ -215,7 +224,7 @@ def int8_qdq_onnx(
         f"batch={batch_size}",
     ]
     calib_key = content_hash(
-        [fp32_onnx], extra=[*settings, *(f"{k}={_array_hash(v)}" for k, v in calib.inputs.items())]
+        [fp32_onnx], extra=[*settings, *(f"{k}={array_hash(v)}" for k, v in calib.inputs.items())]
     )
     ranges = root / "calibration" / f"{calib_key}.json"
     with step(f"int8 calibration ({method}, {len(calib)} samples)") if not ranges.exists() else nullcontext():
@@ -236,7 +245,7 @@ def _check_calibration_shape(fp32_onnx: Path, data: Dataset) -> Dataset:
     Returns the data keyed by the ONNX input names (``x`` renamed for a single-input model).
     """
     onnx = require("onnx")
-    graph = onnx.load(str(fp32_onnx), load_external_data=False).graph
+    graph = load_onnx(fp32_onnx, load_external_data=False).graph
     initializers = {i.name for i in graph.initializer}
     specs = []
     for value in graph.input:
@@ -253,10 +262,10 @@ def _check_calibration_shape(fp32_onnx: Path, data: Dataset) -> Dataset:
         raise InputValidationError(f"calibration set: {exc}") from exc
 
 
-def _array_hash(x: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(x).tobytes() + str(x.shape).encode()).hexdigest()
+def _fixed_batch(fp32_onnx: Path) -> int | None:
+    """The model input's fixed batch size, or None when the batch dimension is dynamic."""
+    batch = load_onnx(fp32_onnx, load_external_data=False).graph.input[0].type.tensor_type.shape.dim[:1]
+    return batch[0].dim_value if batch and batch[0].HasField("dim_value") and batch[0].dim_value > 0 else None
 
 
 def _ort_method(method: str):
@@ -294,8 +303,6 @@ class _Reader:
 
 def _calibrate(fp32_onnx: Path, data: Dataset, method: str, batch_size: int, out: Path) -> None:
     """Run the calibrator with real histogram settings and save ORT's calibration-cache JSON."""
-    import tempfile
-
     calibrate = require("onnxruntime.quantization.calibrate")
     extra: dict[str, object] = {"symmetric": True}
     if method in ("entropy", "percentile"):
@@ -304,9 +311,11 @@ def _calibrate(fp32_onnx: Path, data: Dataset, method: str, batch_size: int, out
         extra["num_quantized_bins"] = QUANTIZED_BINS
     if method == "percentile":
         extra["percentile"] = PERCENTILE
-    with tempfile.TemporaryDirectory(prefix="trt_equiv_calib.") as tmp, _quiet_ort():
+    # ``out`` lies in build_once's private temp folder under the cache: ORT's augmented model goes there too, so
+    # a killed calibration leaves nothing in /tmp and its leftovers are swept with the folder
+    with _quiet_ort():
         calibrator = calibrate.create_calibrator(
-            fp32_onnx, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            fp32_onnx, None, augmented_model_path=str(out.parent / "augmented.onnx"),
             calibrate_method=_ort_method(method), extra_options=extra,
         )  # fmt: skip
         try:

@@ -18,7 +18,6 @@ Loading (this module, cacheable) is separate from running (``trt_equiv.backends.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -33,6 +32,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from trt_equiv.errors import EngineError, InputValidationError
+from trt_equiv.hashing import array_hash
 from trt_equiv.trt.common import (
     atomic_write,
     captured_log,
@@ -240,11 +240,8 @@ class Calibration:
 
     def fingerprint(self) -> str:
         """sha256 over the samples actually used and the batch size: part of the engine cache key."""
-        h = hashlib.sha256()
-        used = np.ascontiguousarray(self.data[: self.num_batches * self.batch_size])
-        h.update(f"{used.dtype.str}{used.shape}{self.batch_size}".encode())
-        h.update(used.tobytes())
-        return h.hexdigest()
+        used = self.data[: self.num_batches * self.batch_size]
+        return array_hash(used, extra=[f"batch={self.batch_size}"])
 
 
 @dataclass(frozen=True)
@@ -495,12 +492,15 @@ def _entropy_calibrator(trt: Any, calibration: Calibration, input_name: str, buf
             return [self.buffer.ptr]
 
         def read_calibration_cache(self) -> bytes | None:
+            from trt_equiv.locking import read_verified
+
+            # an edited or truncated cache is ignored (recalibrated) with a warning, never fed to TensorRT
             path = calibration.cache_file
-            return path.read_bytes() if path is not None and path.is_file() else None
+            return None if path is None else read_verified(Path(path))
 
         def write_calibration_cache(self, cache: Any) -> None:
             if calibration.cache_file is not None:
-                atomic_write(Path(calibration.cache_file), bytes(cache))
+                atomic_write(Path(calibration.cache_file), bytes(cache), record=True)
 
     return _Calibrator()
 

@@ -6,13 +6,15 @@ Layout (``root`` is ``<cache dir>/engines`` unless given)::
     <root>/<key>.json          metadata: key inputs, engine size + sha256, build time, created-at
     <root>/<key>.json.lock     file lock: parallel workers build once (trt_equiv.locking.build_once)
     <root>/timing/<module>-<version>-<device>.cache       persistent timing cache (classic TensorRT)
-    <root>/calibration/<onnx sha>-<data sha>.cache        int8-legacy calibration cache
+    <root>/calibration/<onnx id>-<data sha>.cache         int8-legacy calibration cache
 
-key = sha256 over the ONNX bytes, TensorRT module + version, device name + compute capability (or the
-explicit target compute capabilities), recipe, profiles, workspace and calibration data. The metadata is
-written last, so its presence marks a complete entry; a hit re-checks size and sha256 (and the header, or a
-full deserialization where the module can do that here), so a truncated, damaged or mismatched engine is
-never used: it is rebuilt with a warning, or refused with ``on_mismatch="error"``. Delete ``root`` to clear.
+key = sha256 over the ONNX model's canonical identity (``trt_equiv.hashing.onnx_identity``: content without
+the generated tensor names that make tf2onnx's output differ run to run), TensorRT module + version, device
+name + compute capability (or the explicit target compute capabilities), recipe, profiles, workspace and
+calibration data. The metadata is written last, so its presence marks a complete entry; a hit re-checks size
+and sha256 (and the header's size field and validity, or a full deserialization where the module can do that
+here), so a truncated, damaged or mismatched engine is never used: it is rebuilt with a warning, or refused
+with ``on_mismatch="error"``. Delete ``root`` to clear.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from trt_equiv.errors import EngineError, InputValidationError
+from trt_equiv.hashing import json_hash, onnx_identity, sha256_file
 from trt_equiv.trt.build import (
     DEFAULT_PROFILE,
     DEFAULT_WORKSPACE_BYTES,
@@ -43,11 +47,12 @@ from trt_equiv.trt.common import (
     header_problems,
     module_identity,
     resolve_module,
-    sha256_file,
+    size_checkable,
+    size_problems,
 )
 
 #: bump when the key inputs or the metadata layout change: old entries then simply miss
-KEY_FORMAT = 1
+KEY_FORMAT = 2
 
 
 class EngineCacheWarning(UserWarning):
@@ -94,7 +99,7 @@ def engine_key_inputs(
     name, version = module_identity(trt)
     return {
         "key_format": KEY_FORMAT,
-        "onnx_sha256": sha256_file(onnx_path),
+        "onnx_identity": onnx_identity(onnx_path),
         "module": name,
         "module_version": version,
         **device_identity(trt, options),
@@ -107,9 +112,7 @@ def engine_key_inputs(
 
 def engine_key(key_inputs: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of the key inputs."""
-    import hashlib
-
-    return hashlib.sha256(json.dumps(key_inputs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return json_hash(key_inputs)
 
 
 def _diff(expected: dict[str, Any], found: dict[str, Any]) -> list[str]:
@@ -143,9 +146,10 @@ def integrity_problems(
         return [f"engine file is {size} bytes, metadata says {want.get('size')} (truncated or replaced)"]
     if sha256_file(engine_path) != want.get("sha256"):
         return [f"engine sha256 differs from the metadata's {str(want.get('sha256'))[:12]}… (file damaged or replaced)"]
-    if trt is None:
-        return []
     data = engine_path.read_bytes()
+    problems = size_problems(data)
+    if trt is None or problems:
+        return problems
     problems = header_problems(trt, data)
     if not problems and deserialize:
         try:
@@ -223,7 +227,7 @@ class EngineCache:
         def build(tmp_meta: Path) -> None:
             cal = calibration
             if cal is not None and cal.cache_file is None:
-                stem = f"{key_inputs['onnx_sha256'][:16]}-{cal.fingerprint()[:16]}"
+                stem = f"{key_inputs['onnx_identity'][:16]}-{cal.fingerprint()[:16]}"
                 cal = Calibration(cal.data, cal.batch_size, self.root / "calibration" / f"{stem}.cache")
             result = build_serialized_engine(
                 onnx,
@@ -299,33 +303,24 @@ class EngineCache:
         message = f"cached engine {engine_path} not used: {'; '.join(problems)}"
         if on_mismatch == "error":
             raise EngineError(message + f"; delete it (or the cache folder {self.root}) to rebuild")
-        from filelock import FileLock, Timeout
+        from trt_equiv.locking import hold_lock
 
-        try:
-            with FileLock(str(meta_path) + ".lock", timeout=self.lock_timeout_s):
-                if not self._problems(engine_path, meta_path, key, key_inputs, trt, deserialize):
-                    return
-                warnings.warn(message + "; rebuilding", EngineCacheWarning, stacklevel=3)
-                meta_path.unlink(missing_ok=True)  # metadata first: an engine without it is never a hit
-                engine_path.unlink(missing_ok=True)
-        except Timeout as exc:
-            raise self._timeout_error(meta_path) from exc
+        with hold_lock(Path(str(meta_path) + ".lock"), timeout_s=self.lock_timeout_s, what=self._what(meta_path)):
+            if not self._problems(engine_path, meta_path, key, key_inputs, trt, deserialize):
+                return
+            warnings.warn(message + "; rebuilding", EngineCacheWarning, stacklevel=3)
+            meta_path.unlink(missing_ok=True)  # metadata first: an engine without it is never a hit
+            engine_path.unlink(missing_ok=True)
 
     def _build_once(self, meta_path: Path, build: Any) -> bool:
-        from filelock import Timeout
-
         from trt_equiv.locking import build_once
 
-        try:
-            return build_once(meta_path, build, timeout_s=self.lock_timeout_s)
-        except Timeout as exc:
-            raise self._timeout_error(meta_path) from exc
+        # the metadata (engine size + sha256, verified on every hit) is this entry's integrity record
+        return build_once(meta_path, build, timeout_s=self.lock_timeout_s, what=self._what(meta_path), integrity=False)
 
-    def _timeout_error(self, meta_path: Path) -> EngineError:
-        return EngineError(
-            f"waited {self.lock_timeout_s:.0f} s for another process building {meta_path.with_suffix('.engine')}; "
-            f"if no build is running, delete the lock file {meta_path}.lock"
-        )
+    @staticmethod
+    def _what(meta_path: Path) -> str:
+        return f"the engine {meta_path.with_suffix('.engine')} another process is building"
 
     def _timing_cache_path(self, trt: ModuleType, key_inputs: dict[str, Any]) -> Path:
         dev = key_inputs["device"]
@@ -336,9 +331,22 @@ class EngineCache:
     def clear(self) -> int:
         """Delete every entry, lock, timing and calibration cache under ``root``; the number of files removed."""
         removed = 0
-        for pattern in ("*.engine", "*.json", "*.lock", ".*.tmp", "timing/*.cache", "calibration/*.cache"):
+        for pattern in (
+            "*.engine",
+            "*.json",
+            "*.lock",
+            "*.owner",
+            ".*.tmp.*",
+            "timing/*.cache",
+            "calibration/*.cache",
+            "calibration/*.sha256",
+            "calibration/.*.tmp.*",
+        ):
             for f in self.root.glob(pattern):
-                f.unlink(missing_ok=True)
+                if f.is_dir() and not f.is_symlink():
+                    shutil.rmtree(f, ignore_errors=True)
+                else:
+                    f.unlink(missing_ok=True)
                 removed += 1
         return removed
 
@@ -398,13 +406,23 @@ def check_engine_file(
         check.notes.append(
             f"no trt_equiv metadata beside it ({problem}): which ONNX, recipe and TensorRT built it cannot be checked"
         )
-        if trt is not None:
-            check.problems += header_problems(trt, engine_path.read_bytes())
-            if _can_deserialize_here(trt):
+        data = engine_path.read_bytes()
+        check.problems += size_problems(data)
+        deserialized = False
+        if trt is not None and not check.problems:
+            check.problems += header_problems(trt, data)
+            if _can_deserialize_here(trt) and not check.problems:
                 try:
-                    deserialize_engine(trt, engine_path.read_bytes(), where=str(engine_path))
+                    deserialize_engine(trt, data, where=str(engine_path))
+                    deserialized = True
                 except EngineError as exc:
                     check.problems.append(str(exc))
+        if not check.problems and not deserialized and not size_checkable(data):
+            check.problems.append(
+                "neither metadata beside it nor a full deserialization here (no GPU/TensorRT runtime) can show the "
+                "engine is whole, and its header records no size; put its trt_equiv .json beside it or check it on "
+                "the GPU it was built for"
+            )
         return check
 
     check.metadata = meta
@@ -419,9 +437,9 @@ def check_engine_file(
         here = device_identity(trt, BuildOptions(target_compute_capabilities=tuple(inputs.get("targets") or ())))
         if not inputs.get("targets") and inputs.get("device") and here["device"] and inputs["device"] != here["device"]:
             check.problems.append(f"built for {inputs['device']}, this machine has {here['device']}")
-    if onnx_path is not None and inputs.get("onnx_sha256") != sha256_file(Path(onnx_path)):
+    if onnx_path is not None and inputs.get("onnx_identity") != onnx_identity(onnx_path):
         check.problems.append(
-            f"built from an ONNX file with sha256 {str(inputs.get('onnx_sha256'))[:12]}…, not from {onnx_path} "
+            f"built from an ONNX model with identity {str(inputs.get('onnx_identity'))[:12]}…, not from {onnx_path} "
             f"(a stale engine from another model or export)"
         )
     if recipe is not None and inputs.get("recipe") != recipe:

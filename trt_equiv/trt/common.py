@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -192,31 +191,55 @@ def header_problems(trt: ModuleType, data: bytes) -> list[str]:
     return [f"{name} {version} reports the engine header invalid: {', '.join(found)}"] if found else []
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+#: engine layouts whose header records the whole engine's size (uint64, little endian) at a known offset, by
+#: magic. Only layouts verified on real engines are listed — TensorRT for RTX 1.x ("vtrt", size at byte 16);
+#: classic TensorRT ("ftrt") is not assumed, there deserialization (with a GPU) or our metadata decides.
+_SIZE_FIELDS = {b"vtrt": 16}
+
+
+def size_problems(data: bytes) -> list[str]:
+    """Truncation or trailing bytes seen from the engine header alone (no GPU, no metadata needed).
+
+    Empty when the layout is unknown: the caller must then say that the engine could not be checked in full.
+    """
+    offset = _SIZE_FIELDS.get(data[:4])
+    if offset is None:
+        return []
+    if len(data) < offset + 8:
+        return [f"engine is {len(data)} bytes, too short to hold its header (truncated)"]
+    declared = int.from_bytes(data[offset : offset + 8], "little")
+    if declared > len(data):
+        return [f"engine header says {declared} bytes, the file has {len(data)} (truncated)"]
+    if declared < len(data):
+        return [f"engine header says {declared} bytes, the file has {len(data)} (extra bytes appended)"]
+    return []
+
+
+def size_checkable(data: bytes) -> bool:
+    """True when ``size_problems`` knows this engine layout."""
+    return data[:4] in _SIZE_FIELDS
+
+
+def atomic_write(path: Path, data: bytes, *, record: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
     A reader (another pytest-xdist worker, a crashed run's successor) sees the old file or the whole new one,
-    never half of one.
+    never half of one. The temp name is unpredictable and created O_EXCL (never a planted symlink), carries
+    pid@host so a killed writer's leftovers are swept by the next run, and the result gets the normal file mode.
+    ``record``: also write the file's integrity record (``trt_equiv.locking.read_verified`` checks it).
     """
+    from trt_equiv.locking import make_temp_file, publish, write_integrity
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = make_temp_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if record:
+            write_integrity(tmp, path)
+        publish(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file's bytes alone (not its name): an engine or ONNX file copied elsewhere keeps its hash."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
