@@ -64,7 +64,7 @@ def test_check_onnx_with_a_fixed_batch_of_one_runs_one_sample_at_a_time(
                  "--batch-sizes", "1,7,32", "--cache-dir", str(trt_equiv_pipeline.cache_dir)])  # fmt: skip
     out, err = capsys.readouterr()
     assert code == 0, out + err
-    assert "EQUIVALENT: 3 passed, 0 failed" in out
+    assert "EQUIVALENT: 4 passed, 0 failed" in out  # the data / reference stage and three batch sizes
 
 
 def test_int8_calibrates_a_fixed_batch_model_in_batches_of_its_size(

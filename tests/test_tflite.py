@@ -21,7 +21,7 @@ BOUNDS = {"fp32": (1e-4, 1.0), "fp16": (1e-2, 0.99), "int8": (0.15, 0.98)}
 
 @pytest.fixture(scope="module")
 def reference(trt_equiv_pipeline: Pipeline) -> np.ndarray:
-    return trt_equiv_pipeline.reference()
+    return trt_equiv_pipeline.reference()["output_0"]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
