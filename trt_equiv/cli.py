@@ -11,11 +11,15 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trt_equiv.backends.base import PRECISIONS
 from trt_equiv.errors import MissingRuntimeError, TrtEquivError
+
+if TYPE_CHECKING:
+    from trt_equiv.data import Dataset
 
 EXIT_OK, EXIT_NOT_EQUIVALENT, EXIT_USAGE = 0, 1, 2
 
@@ -84,6 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail instead of building only the TensorRT-free core when TensorRT is not found",
     )
     runner.set_defaults(func=cmd_build_runner)
+
+    loc = sub.add_parser("locate", help="find the first layer where a candidate ONNX diverges from the reference")
+    loc.add_argument("--onnx", help="reference (fp32) ONNX file (default: converted from --model)")
+    loc.add_argument("--candidate", help="candidate ONNX file of the same graph (fp16, int8 Q/DQ, a suspect file)")
+    loc.add_argument("--model", help="SavedModel directory to build the files from (default: the bundled model)")
+    loc.add_argument("--precision", choices=("fp16", "int8"), help="build the candidate with this recipe")
+    loc.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
+    loc.add_argument("--data", help=".npz data to run both files on (default: the bundled test set)")
+    loc.add_argument("--max-samples", type=int, default=512, help="samples used (default 512)")
+    loc.add_argument("--chunk-size", type=int, default=32, help="samples per ONNX Runtime call (default 32)")
+    loc.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
+    loc.add_argument("--report", metavar="DIR", help="write locate.md and locate.png into DIR")
+    loc.set_defaults(func=cmd_locate)
 
     report = sub.add_parser("report", help="Markdown + HTML report from benchmark and equivalence JSON")
     report.add_argument("--benchmark-json", required=True, help="pytest --benchmark-json file or bench --json")
@@ -217,6 +234,51 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"wrote {args.json}")
     if args.report:
         for path in write_report(args.report, bench=rows):
+            print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _feeds_for(onnx_path: Path, data: Dataset) -> dict[str, np.ndarray]:
+    """Model inputs for ``locate``: the data set's ``x`` under the ONNX file's (single) input name."""
+    from trt_equiv.runtime import require
+
+    graph = require("onnx").load(str(onnx_path), load_external_data=False).graph
+    initializers = {i.name for i in graph.initializer}
+    names = [i.name for i in graph.input if i.name not in initializers]
+    if len(names) != 1:
+        raise TrtEquivError(f"locate: expected a model with one input (the data file's 'x'), got inputs {names}")
+    return {names[0]: data.x}
+
+
+def cmd_locate(args: argparse.Namespace) -> int:
+    from trt_equiv.data import BUNDLED_TEST, load_npz
+    from trt_equiv.locate import locate, write_locate_report
+    from trt_equiv.pipeline import Pipeline
+
+    if args.candidate is None and args.precision is None:
+        raise TrtEquivError("locate: expected --candidate FILE.onnx or --precision fp16|int8, got neither")
+    if args.candidate is not None and args.precision is not None:
+        raise TrtEquivError("locate: expected either --candidate or --precision, got both")
+    for path, what in ((args.onnx, "--onnx"), (args.candidate, "--candidate")):
+        if path is not None and not Path(path).is_file():
+            raise TrtEquivError(f"{what}: expected an existing ONNX file, got {path}")
+    data_path = args.data or BUNDLED_TEST
+    if args.candidate is not None:
+        if args.onnx is None:
+            raise TrtEquivError("--candidate: expected the reference file with --onnx REF.onnx, got none")
+        reference, candidate = Path(args.onnx), Path(args.candidate)
+    else:
+        if args.precision == "int8" and args.model is not None and not args.calibration:
+            raise TrtEquivError("int8: expected --calibration FILE.npz for a user's model, got none")
+        pipeline = Pipeline.create(args.model, data_path, calibration=args.calibration, cache_dir=args.cache_dir,
+                                   onnx=args.onnx)  # fmt: skip
+        reference, candidate = pipeline.onnx("fp32"), pipeline.onnx(args.precision)
+    data = load_npz(data_path)
+    result = locate(reference, candidate, _feeds_for(reference, data), chunk_size=args.chunk_size,
+                    max_samples=args.max_samples)  # fmt: skip
+    print(result)
+    if args.report:
+        for path in write_locate_report(result, args.report):
             print(f"wrote {path}")
     return EXIT_OK
 

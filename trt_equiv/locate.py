@@ -106,6 +106,7 @@ class LocateResult:
         Ranked by local error because total error only accumulates along the graph: ranking by it would name
         the last layers every time.
         """
+
         def key(r: LocateRow) -> float:
             return r.local_rel_l2 if r.local_rel_l2 is not None else r.rel_l2
 
@@ -153,7 +154,7 @@ class LocateResult:
 
 
 def detect_precision(model: Any) -> str:
-    """"int8" for a Q/DQ file, "fp16" when float16 tensors appear, else "fp32" (a user's suspect file)."""
+    """Return "int8" for a Q/DQ file, "fp16" when float16 tensors appear, else "fp32" (a user's suspect file)."""
     onnx = require("onnx")
     ops = {n.op_type for n in model.graph.node}
     if {"QuantizeLinear", "DequantizeLinear"} & ops:
@@ -212,12 +213,26 @@ def _with_outputs(model: Any, names: list[str]) -> Any:
     return copy
 
 
-def _session(path: Path | bytes) -> Any:
+def _session(path: Path | bytes, what: str | None = None) -> Any:
     ort = require("onnxruntime")
     options = ort.SessionOptions()
     options.log_severity_level = 3
     source = str(path) if isinstance(path, Path) else path
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    if what is None:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT's Fail/InvalidGraph/NotImplemented types
+        raise ModelLoadError(f"{what}: ONNX Runtime cannot load it ({exc})") from exc
+
+
+def _run(sess: Any, feeds: Mapping[str, np.ndarray], what: str) -> list[np.ndarray]:
+    try:
+        return list(sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()}))
+    except KeyError as exc:
+        raise InputValidationError(f"{what}: expected an input named {exc}, got feeds {sorted(feeds)}") from exc
+    except Exception as exc:  # ORT's InvalidArgument for a wrong rank/shape/dtype
+        raise InputValidationError(f"{what}: the data does not fit the model: {exc}") from exc
 
 
 def _node_model(reference: Any, node: Any, types: Mapping[str, Any], inits: Mapping[str, Any]) -> bytes | None:
@@ -309,6 +324,8 @@ def locate(
     start = time.perf_counter()
     if chunk_size < 1:
         raise InputValidationError(f"chunk_size: expected a positive integer, got {chunk_size}")
+    if max_samples is not None and max_samples < 1:
+        raise InputValidationError(f"max_samples: expected a positive integer or None, got {max_samples}")
     reference = _load(reference_onnx, "reference ONNX")
     candidate = _load(candidate_onnx, "candidate ONNX")
     precision = precision or detect_precision(candidate)
@@ -338,7 +355,8 @@ def locate(
         onnx = require("onnx")
         onnx.save(_with_outputs(reference, all_ref), str(ref_path))
         onnx.save(_with_outputs(candidate, sorted(set(matched.values()))), str(cand_path))
-        ref_sess, cand_sess = _session(ref_path), _session(cand_path)
+        ref_sess = _session(ref_path, f"reference ONNX {reference_onnx}")
+        cand_sess = _session(cand_path, f"candidate ONNX {candidate_onnx}")
     ref_out = [o.name for o in ref_sess.get_outputs()]
     cand_out = [o.name for o in cand_sess.get_outputs()]
     local_sess: dict[str, Any] = {}
@@ -356,9 +374,8 @@ def locate(
         hi = min(lo + chunk_size, total)
         chunk = {n: np.asarray(feeds[n][lo:hi]) for n in names}
         ref_vals = dict(chunk)
-        ref_vals.update(zip(ref_out, ref_sess.run(None, chunk), strict=True))
-        cand_vals = dict(zip(cand_out, cand_sess.run(None, {n: chunk[n] for n in _input_names(cand_sess)}),
-                             strict=True))  # fmt: skip
+        ref_vals.update(zip(ref_out, _run(ref_sess, chunk, f"reference {reference_onnx}"), strict=True))
+        cand_vals = dict(zip(cand_out, _run(cand_sess, chunk, f"candidate {candidate_onnx}"), strict=True))
         usable: dict[str, np.ndarray] = {}
         for ref_name, cand_name in matched.items():
             r, c = ref_vals.get(ref_name), cand_vals.get(cand_name)
@@ -410,7 +427,10 @@ def _input_names(sess: Any) -> list[str]:
 
 
 def _rows(
-    reference: Any, candidate: Any, matched: Mapping[str, str], sums: Mapping[str, _Sums],
+    reference: Any,
+    candidate: Any,
+    matched: Mapping[str, str],
+    sums: Mapping[str, _Sums],
     precision: str,
 ) -> list[LocateRow]:
     rel: dict[str, float] = {}
@@ -433,10 +453,7 @@ def _rows(
             floor = NOISE_FLOOR[precision]
             if precision == "int8" and matched[o] != o:
                 floor = max(floor, _int8_floor(candidate, matched[o], ref_norm / math.sqrt(max(s.count, 1))))
-            if local is not None:
-                flagged = local > floor
-            else:
-                flagged = rel[o] > max(floor, JUMP_FACTOR * inputs)
+            flagged = local > floor if local is not None else rel[o] > max(floor, JUMP_FACTOR * inputs)
             rows.append(LocateRow(
                 index=len(rows), tensor=o, node=node.name or o, op_type=node.op_type, sqnr_db=_db(rel[o]),
                 rel_l2=rel[o], max_abs=s.max_abs, local_rel_l2=local, propagated_rel_l2=propagated,
@@ -478,7 +495,7 @@ def write_locate_report(result: LocateResult, directory: str | Path) -> list[Pat
 
     fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(result.rows)), 4.0))
     xs = [r.index for r in result.rows]
-    tiny = 1e-12
+    tiny = min((r.floor for r in result.rows), default=1e-4) * 1e-3  # where zero error is drawn
     ax.semilogy(xs, [max(r.rel_l2, tiny) for r in result.rows], marker="o", label="total rel L2")
     ax.semilogy(xs, [max(r.local_rel_l2 or tiny, tiny) for r in result.rows], marker="x", linestyle="--",
                 label="local rel L2 (node's own)")  # fmt: skip
