@@ -144,3 +144,37 @@ def attention_block(path: Path, seed: int = 7) -> Path:
 def samples(shape: tuple[int, ...], n: int = 64, seed: int = 3) -> np.ndarray:
     """Inputs in [0, 1), like normalized images."""
     return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
+
+
+def outlier_mlp(path: Path, seed: int = 0, outlier: float = 300.0) -> Path:
+    """(N, 16) → mm1..mm6 (MatMul + bias Add) with Relu between → 10 outputs, where mm3's output channel 0 is ``outlier``× larger and
+    mm4's matching weight row is as many times smaller: the same function in float32 (Relu is positively
+    homogeneous), but the outlier channel sets the int8 range of mm3's output and mm4's input, so the other
+    channels round to almost nothing (the outlier-channel failure of int8 seen in large models)."""
+    from onnx import TensorProto, helper
+    from onnx.numpy_helper import from_array
+
+    rng = np.random.default_rng(seed)
+    dims = [16, 32, 32, 32, 32, 32, 10]
+    inits, nodes = [], []
+    src = "x"
+    for k in range(6):
+        w = (rng.standard_normal((dims[k], dims[k + 1])) * (2.0 / np.sqrt(dims[k]))).astype(np.float32)
+        b = (rng.standard_normal(dims[k + 1]) * 0.1).astype(np.float32)
+        if k == 2:
+            w[:, 0] *= outlier
+            b[0] = abs(b[0]) * outlier + outlier  # channel 0 stays positive: it passes the Relu, huge
+        if k == 3:
+            w[0, :] /= outlier
+        inits += [from_array(w, f"w{k + 1}"), from_array(b, f"b{k + 1}")]
+        nodes.append(helper.make_node("MatMul", [src, f"w{k + 1}"], [f"m{k + 1}"], name=f"mm{k + 1}"))
+        nodes.append(helper.make_node("Add", [f"m{k + 1}", f"b{k + 1}"], [f"a{k + 1}"], name=f"bias{k + 1}"))
+        if k < 5:
+            nodes.append(helper.make_node("Relu", [f"a{k + 1}"], [f"r{k + 1}"], name=f"relu{k + 1}"))
+            src = f"r{k + 1}"
+    return _save(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+        [helper.make_tensor_value_info("a6", TensorProto.FLOAT, ["N", 10])],
+        inits, path, "outlier_mlp",
+    )  # fmt: skip

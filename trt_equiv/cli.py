@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from trt_equiv.data import Dataset
 
 EXIT_OK, EXIT_NOT_EQUIVALENT, EXIT_USAGE = 0, 1, 2
+INT8_FALLBACK_HELP = "auto: keep the fewest Conv/Gemm/MatMul nodes in fp32 that make int8 pass on the calibration set"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--batch-sizes", default="32", help="comma list of sizes or 'all' (default: 32)")
     check.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
     check.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
+    check.add_argument("--int8-fallback", default="off", choices=("off", "auto"), help=INT8_FALLBACK_HELP)
     check.add_argument(
         "--tolerance",
         action="append",
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--profile", default="1,16,32", metavar="MIN,OPT,MAX", help="batch profile (default 1,16,32)")
     build.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
     build.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
+    build.add_argument("--int8-fallback", default="off", choices=("off", "auto"), help=INT8_FALLBACK_HELP)
     build.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
     build.set_defaults(func=cmd_build)
 
@@ -134,7 +137,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     policy = TolerancePolicy().with_overrides(args.tolerance)
     pipeline = Pipeline.create(
         args.model, args.data, calibration=args.calibration, cache_dir=args.cache_dir, onnx=args.onnx,
-        engine=args.engine, calibration_method=args.calibration_method,
+        engine=args.engine, calibration_method=args.calibration_method, int8_fallback=args.int8_fallback,
     )  # fmt: skip
     if user_model and args.precisions is None and not args.engine and not args.calibration:
         print("not run: int8: needs --calibration FILE.npz for a user's model (never the test data)")
@@ -178,7 +181,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     pipeline = Pipeline.create(
         args.model, None, calibration=args.calibration, cache_dir=args.cache_dir, onnx=args.onnx,
         calibration_method=args.calibration_method, profile=(profile.min, profile.opt, profile.max),
-        require_data=False,
+        require_data=False, int8_fallback=args.int8_fallback,
     )  # fmt: skip
     print(f"{'precision':<12} {'engine bytes':>12}  {'cache':<5}  {'build s':>7}  engine")
     for precision in precisions:

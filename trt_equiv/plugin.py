@@ -47,6 +47,7 @@ class Options:
     precisions: tuple[str, ...]
     batch_sizes: tuple[int | None, ...]
     tolerances: tuple[str, ...]
+    int8_fallback: str = "off"
 
 
 OPTIONS_KEY = pytest.StashKey[Options]()
@@ -78,6 +79,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--trt-equiv-tolerance", action="append", default=[], metavar="KEY.BOUND=VALUE",
                     help="override a tolerance bound, e.g. fp16.max_abs=0.05 (repeatable)")  # fmt: skip
+    group.addoption("--trt-equiv-int8-fallback", default="off", choices=("off", "auto"),
+                    help="auto: keep the fewest compute nodes in fp32 that make int8 pass its gate")  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -93,6 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
             precisions=parse_list(config.getoption("--trt-equiv-precisions"), PRECISIONS, "--trt-equiv-precisions"),
             batch_sizes=parse_batch_sizes(config.getoption("--trt-equiv-batch-sizes")),
             tolerances=tuple(config.getoption("--trt-equiv-tolerance")),
+            int8_fallback=config.getoption("--trt-equiv-int8-fallback"),
         )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from exc
@@ -134,7 +138,7 @@ def trt_equiv_pipeline(pytestconfig: pytest.Config) -> Pipeline:
     if PIPELINE_KEY not in pytestconfig.stash:
         o = pytestconfig.stash[OPTIONS_KEY]
         pytestconfig.stash[PIPELINE_KEY] = Pipeline.create(
-            o.model, o.data, calibration=o.calibration, cache_dir=o.cache_dir
+            o.model, o.data, calibration=o.calibration, cache_dir=o.cache_dir, int8_fallback=o.int8_fallback
         )
     return pytestconfig.stash[PIPELINE_KEY]
 

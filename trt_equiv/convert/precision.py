@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +133,7 @@ def int8_qdq_onnx(
     samples: int = CALIBRATION_SAMPLES,
     batch_size: int = CALIBRATION_BATCH,
     symmetric_activations: bool = True,
+    nodes_to_exclude: Sequence[str] = (),
     cache_dir: str | Path | None = None,
 ) -> RecipeResult:
     """Explicit int8 Q/DQ with ONNX Runtime ``quantize_static``, in the form TensorRT accepts.
@@ -141,7 +142,8 @@ def int8_qdq_onnx(
     weights, bias left in float (TensorRT's parser rejects int32 DequantizeLinear inputs). Calibration
     ranges are computed once per (model, calibration data, method) and cached as ORT's calibration JSON.
     Every output goes through ``validate_qdq``; ``symmetric_activations=False`` exists to show that the
-    validator catches it.
+    validator catches it. ``nodes_to_exclude``: node names left unquantized (float32), as chosen by the
+    accuracy-aware fallback (``trt_equiv.convert.int8_fallback``); they are part of the cache key.
     """
     if method not in CALIBRATION_METHODS:
         raise InputValidationError(f"calibration method: expected one of {CALIBRATION_METHODS}, got {method!r}")
@@ -162,9 +164,15 @@ def int8_qdq_onnx(
     ranges = root / "calibration" / f"{calib_key}.json"
     with step(f"int8 calibration ({method}, {len(calib)} samples)") if not ranges.exists() else nullcontext():
         calibrated = build_once(ranges, lambda tmp: _calibrate(fp32_onnx, calib, method, batch_size, tmp))
-    key = content_hash([fp32_onnx, ranges], extra=["int8-qdq", f"symmetric={symmetric_activations}"])
+    excluded = sorted(set(nodes_to_exclude))
+    if excluded:
+        _check_node_names(fp32_onnx, excluded)
+    settings = ["int8-qdq", f"symmetric={symmetric_activations}", *(f"exclude={n}" for n in excluded)]
+    key = content_hash([fp32_onnx, ranges], extra=settings)
     target = root / key / "model.int8.qdq.onnx"
-    built = build_once(target, lambda tmp: _quantize(fp32_onnx, ranges, method, symmetric_activations, tmp))
+    built = build_once(
+        target, lambda tmp: _quantize(fp32_onnx, ranges, method, symmetric_activations, tmp, nodes_to_exclude=excluded)
+    )
     report = validate_qdq(target)
     return RecipeResult(
         target, "int8", method, kept_fp32=report.unquantized, cache_hit=not (built or calibrated),
@@ -184,6 +192,14 @@ def _check_calibration_shape(fp32_onnx: Path, data: Dataset) -> None:
         raise InputValidationError(
             f"calibration set {data.source}: expected samples shaped ({shown}) like the model input, got {got}"
         )
+
+
+def _check_node_names(fp32_onnx: Path, names: Sequence[str]) -> None:
+    """Nodes to exclude must exist (ORT would silently ignore a misspelt name and quantize everything)."""
+    graph = require("onnx").load(str(fp32_onnx), load_external_data=False).graph
+    unknown = sorted(set(names) - {n.name for n in graph.node})
+    if unknown:
+        raise InputValidationError(f"nodes_to_exclude: expected node names of {fp32_onnx}, got unknown {unknown}")
 
 
 def _array_hash(x: np.ndarray) -> str:
@@ -259,7 +275,14 @@ def _calibrate(fp32_onnx: Path, data: Dataset, method: str, batch_size: int, out
     calibrate.save_tensors_data(tensors, out)
 
 
-def _quantize(fp32_onnx: Path, ranges: Path, method: str, symmetric_activations: bool, out: Path) -> None:
+def _quantize(
+    fp32_onnx: Path,
+    ranges: Path,
+    method: str,
+    symmetric_activations: bool,
+    out: Path,
+    nodes_to_exclude: Sequence[str] = (),
+) -> None:
     quant = require("onnxruntime.quantization")
     try:
         with _quiet_ort():
@@ -268,6 +291,7 @@ def _quantize(fp32_onnx: Path, ranges: Path, method: str, symmetric_activations:
                 quant_format=quant.QuantFormat.QDQ,
                 activation_type=quant.QuantType.QInt8, weight_type=quant.QuantType.QInt8,
                 per_channel=True, calibrate_method=_ort_method(method), calibration_cache_path=str(ranges),
+                nodes_to_exclude=list(nodes_to_exclude),
                 extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True,
                                "QuantizeBias": False},
             )  # fmt: skip
