@@ -147,10 +147,12 @@ def samples(shape: tuple[int, ...], n: int = 64, seed: int = 3) -> np.ndarray:
 
 
 def outlier_mlp(path: Path, seed: int = 0, outlier: float = 300.0) -> Path:
-    """(N, 16) → mm1..mm6 (MatMul + bias Add) with Relu between → 10 outputs, where mm3's output channel 0 is ``outlier``× larger and
-    mm4's matching weight row is as many times smaller: the same function in float32 (Relu is positively
-    homogeneous), but the outlier channel sets the int8 range of mm3's output and mm4's input, so the other
-    channels round to almost nothing (the outlier-channel failure of int8 seen in large models)."""
+    """(N, 16) → mm1..mm6 (MatMul + bias Add) with Relu between → 10 outputs.
+
+    mm3's output channel 0 is ``outlier``× larger and mm4's matching weight row as many times smaller: the same
+    function in float32 (Relu is positively homogeneous), but the outlier channel sets the int8 range of mm3's
+    output and mm4's input, so the other channels round to almost nothing (the outlier-channel failure of int8
+    seen in large models)."""
     from onnx import TensorProto, helper
     from onnx.numpy_helper import from_array
 
