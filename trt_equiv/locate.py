@@ -400,18 +400,19 @@ def locate(
                     feed[i] = usable[i] if i in usable else ref_vals[i]
                 local = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed), strict=True))
             for o in outs:
-                r64 = ref_vals[o].astype(np.float64)
-                c64 = usable[o].astype(np.float64)
+                wide: type[np.floating[Any]] = np.float64 if ref_vals[o].dtype == np.float64 else np.float32
+                ref = np.ravel(ref_vals[o]).astype(wide, copy=False)
+                cand = np.ravel(usable[o]).astype(wide, copy=False)
                 s = sums.setdefault(o, _Sums())
-                diff = c64 - r64
-                s.ref_sq += float(np.sum(r64 * r64))
-                s.diff_sq += float(np.sum(diff * diff))
+                diff = cand - ref
+                s.ref_sq += _sq(ref)
+                s.diff_sq += _sq(diff)
                 s.max_abs = max(s.max_abs, float(np.max(np.abs(diff))) if diff.size else 0.0)
-                s.count += int(r64.size)
+                s.count += int(ref.size)
                 if o in local:
-                    lv = local[o].astype(np.float64)
-                    s.local_sq += float(np.sum((c64 - lv) ** 2))
-                    s.prop_sq += float(np.sum((lv - r64) ** 2))
+                    lv = np.ravel(local[o]).astype(wide, copy=False)
+                    s.local_sq += _sq(cand - lv)
+                    s.prop_sq += _sq(lv - ref)
                 else:
                     s.has_local = False
 
@@ -420,6 +421,12 @@ def locate(
         rows, precision, str(reference_onnx), str(candidate_onnx), total, time.perf_counter() - start,
         skipped=[f"{k}: {v}" for k, v in bad.items()],
     )  # fmt: skip
+
+
+def _sq(v: np.ndarray) -> float:
+    """Sum of squares, accumulated in float64 (BLAS dot; a float32 sum loses digits over millions of values)."""
+    v64 = v.astype(np.float64)
+    return float(np.dot(v64, v64))
 
 
 def _input_names(sess: Any) -> list[str]:
