@@ -181,4 +181,4 @@ def test_cli_locate_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["locate", "--onnx", str(ref), "--candidate", str(other), "--data", str(data)]) == 2
     assert "found none" in capsys.readouterr().err
     assert main(["locate", "--onnx", str(ref)]) == 2
-    assert "--candidate FILE.onnx or --precision" in capsys.readouterr().err
+    assert "--candidate FILE.onnx, --precision fp16|int8 or --savedmodel" in capsys.readouterr().err

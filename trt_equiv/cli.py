@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--chunk-size", type=int, default=32, help="samples per ONNX Runtime call (default 32)")
     loc.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
     loc.add_argument("--report", metavar="DIR", help="write locate.md and locate.png into DIR")
+    loc.add_argument("--savedmodel", action="store_true",
+                     help="compare the SavedModel (--model) with its fp32 ONNX (--onnx or converted)")  # fmt: skip
     loc.set_defaults(func=cmd_locate)
 
     report = sub.add_parser("report", help="Markdown + HTML report from benchmark and equivalence JSON")
@@ -258,8 +260,12 @@ def cmd_locate(args: argparse.Namespace) -> int:
     from trt_equiv.locate import locate, write_locate_report
     from trt_equiv.pipeline import Pipeline
 
+    if args.savedmodel:
+        return _locate_savedmodel(args)
     if args.candidate is None and args.precision is None:
-        raise TrtEquivError("locate: expected --candidate FILE.onnx or --precision fp16|int8, got neither")
+        raise TrtEquivError(
+            "locate: expected --candidate FILE.onnx, --precision fp16|int8 or --savedmodel, got none of them"
+        )
     if args.candidate is not None and args.precision is not None:
         raise TrtEquivError("locate: expected either --candidate or --precision, got both")
     for path, what in ((args.onnx, "--onnx"), (args.candidate, "--candidate")):
@@ -280,6 +286,30 @@ def cmd_locate(args: argparse.Namespace) -> int:
     result = locate(reference, candidate, _feeds_for(reference, data), chunk_size=args.chunk_size,
                     max_samples=args.max_samples)  # fmt: skip
     print(result)
+    if args.report:
+        for path in write_locate_report(result, args.report):
+            print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _locate_savedmodel(args: argparse.Namespace) -> int:
+    from trt_equiv.data import BUNDLED_TEST, load_npz
+    from trt_equiv.locate import write_locate_report
+    from trt_equiv.locate_tf import locate_savedmodel
+    from trt_equiv.pipeline import Pipeline
+
+    if args.candidate is not None or args.precision is not None:
+        raise TrtEquivError(
+            "--savedmodel: compares the SavedModel with its fp32 ONNX; expected no --candidate/--precision"
+        )
+    data_path = args.data or BUNDLED_TEST
+    pipeline = Pipeline.create(args.model, data_path, cache_dir=args.cache_dir, onnx=args.onnx)
+    onnx_path = pipeline.onnx("fp32")
+    result = locate_savedmodel(pipeline.model_dir, onnx_path, _feeds_for(onnx_path, load_npz(data_path)),
+                               chunk_size=args.chunk_size, max_samples=args.max_samples)  # fmt: skip
+    print(result)
+    for note in result.skipped:
+        print(f"not compared: {note}")
     if args.report:
         for path in write_locate_report(result, args.report):
             print(f"wrote {path}")

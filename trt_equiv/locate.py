@@ -65,6 +65,8 @@ class LocateRow:
     floor: float
     candidate_tensor: str
     flagged: bool
+    #: nodes between this tensor and its nearest compared ancestors (their outputs could not be compared)
+    via: tuple[str, ...] = ()
 
     @property
     def local_sqnr_db(self) -> float | None:
@@ -116,7 +118,10 @@ class LocateResult:
         first = self.first_divergence
         if first is None:
             return f"first divergence: none (no node adds more than the {self.precision} noise floor)"
-        return f"first divergence: {first.node} ({first.op_type})"
+        line = f"first divergence: {first.node} ({first.op_type})"
+        if first.via and first.local_rel_l2 is None:  # the jump could have happened in a node not compared
+            line += f"\n  (or in a node before it whose output could not be compared: {', '.join(first.via)})"
+        return line
 
     def summary(self, n: int = 5) -> str:
         """The first divergence and the ``n`` worst layers: what a failure message needs."""
@@ -440,7 +445,29 @@ def _rows(
     sums: Mapping[str, _Sums],
     precision: str,
 ) -> list[LocateRow]:
+    """One row per compared tensor, in the topological order of ``reference``'s graph.
+
+    A node's input error is taken from its nearest compared ancestors: nodes whose outputs could not be
+    compared (renamed, fused, not float) are walked through, and listed in ``via``.
+    """
     rel: dict[str, float] = {}
+    producer = {o: n for n in reference.graph.node for o in n.output if o}
+
+    def ancestors(name: str, seen: set[str]) -> tuple[float, list[Any]]:
+        """(largest relative error of the compared tensors feeding ``name``, nodes walked through)."""
+        if name in rel:
+            return rel[name], []
+        node = producer.get(name)
+        if node is None or name in seen:
+            return 0.0, []
+        seen.add(name)
+        worst, via = 0.0, [node]
+        for i in node.input:
+            if i:
+                err, more = ancestors(i, seen)
+                worst, via = max(worst, err), via + more
+        return worst, via
+
     rows: list[LocateRow] = []
     for node in reference.graph.node:
         for o in node.output:
@@ -453,18 +480,25 @@ def _rows(
                 err = math.sqrt(sq)
                 return (err / norm) if norm > 0 else (math.inf if err > 0 else 0.0)
 
-            rel[o] = relative(s.diff_sq)
             local = relative(s.local_sq) if s.has_local else None
             propagated = relative(s.prop_sq) if s.has_local else None
-            inputs = max((rel[i] for i in node.input if i in rel), default=0.0)
+            inputs = 0.0
+            via: list[Any] = []
+            seen: set[str] = set()
+            for i in node.input:
+                if i:
+                    err, walked = ancestors(i, seen)
+                    inputs, via = max(inputs, err), via + walked
+            rel[o] = relative(s.diff_sq)
             floor = NOISE_FLOOR[precision]
-            if precision == "int8" and matched[o] != o:
+            if precision == "int8" and candidate is not None and matched[o] != o:
                 floor = max(floor, _int8_floor(candidate, matched[o], ref_norm / math.sqrt(max(s.count, 1))))
             flagged = local > floor if local is not None else rel[o] > max(floor, JUMP_FACTOR * inputs)
             rows.append(LocateRow(
                 index=len(rows), tensor=o, node=node.name or o, op_type=node.op_type, sqnr_db=_db(rel[o]),
                 rel_l2=rel[o], max_abs=s.max_abs, local_rel_l2=local, propagated_rel_l2=propagated,
                 input_rel_l2=inputs, floor=floor, candidate_tensor=matched[o], flagged=flagged,
+                via=tuple(dict.fromkeys(f"{n.name} ({n.op_type})" for n in via)),
             ))  # fmt: skip
     return rows
 
