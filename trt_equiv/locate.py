@@ -515,7 +515,7 @@ def write_locate_report(result: LocateResult, directory: str | Path) -> list[Pat
         "# locate", "",
         f"- reference: `{result.reference}`", f"- candidate: `{result.candidate}` ({result.precision})",
         f"- samples: {result.samples}; tensors matched: {len(result.rows)}; {result.seconds:.1f} s", "",
-        *(f"**{line.strip()}**" if i == 0 else line.strip() for i, line in enumerate(result.divergence_line().splitlines())),
+        *(f"**{ln.strip()}**" if i == 0 else ln.strip() for i, ln in enumerate(result.divergence_line().splitlines())),
         "",
         "| # | node | op | SQNR dB | rel L2 | max abs | local rel L2 | inputs rel L2 | floor | flagged |",
         "|---|---|---|---|---|---|---|---|---|---|",
