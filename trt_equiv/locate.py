@@ -237,7 +237,7 @@ def _run(sess: Any, feeds: Mapping[str, np.ndarray], what: str) -> list[np.ndarr
     except KeyError as exc:
         raise InputValidationError(f"{what}: expected an input named {exc}, got feeds {sorted(feeds)}") from exc
     except Exception as exc:  # ORT's InvalidArgument for a wrong rank/shape/dtype
-        raise InputValidationError(f"{what}: the data does not fit the model: {exc}") from exc
+        raise InputValidationError(f"{what}: ONNX Runtime could not run it on the data ({exc})") from exc
 
 
 def _node_model(reference: Any, node: Any, types: Mapping[str, Any], inits: Mapping[str, Any]) -> bytes | None:
