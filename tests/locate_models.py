@@ -36,7 +36,7 @@ def conv_bn_net(path: Path, seed: int = 0) -> Path:
     inits = [
         from_array(w(8, 3, 3, 3), "w1"), from_array(w(8, scale=0.1), "b1"),
         from_array(w(8, 8, 3, 3, scale=0.2), "w2"), from_array(w(8, scale=0.1), "b2"),
-        from_array((1 + w(8, scale=0.1)), "bn_scale"), from_array(w(8, scale=0.1), "bn_bias"),
+        from_array((1 + w(8, scale=0.1)), "bn_gamma"), from_array(w(8, scale=0.1), "bn_bias"),
         from_array(w(8, scale=0.1), "bn_mean"), from_array((1 + np.abs(w(8, scale=0.2))), "bn_var"),
         from_array(w(8, 8, 3, 3, scale=0.2), "w3"), from_array(w(8, scale=0.1), "b3"),
         from_array(w(8, 10, scale=0.5), "fc_w"), from_array(w(10, scale=0.1), "fc_b"),
@@ -45,7 +45,7 @@ def conv_bn_net(path: Path, seed: int = 0) -> Path:
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
         helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
-        helper.make_node("BatchNormalization", ["c2", "bn_scale", "bn_bias", "bn_mean", "bn_var"], ["bn"], name="bn"),
+        helper.make_node("BatchNormalization", ["c2", "bn_gamma", "bn_bias", "bn_mean", "bn_var"], ["bn"], name="bn"),
         helper.make_node("Relu", ["bn"], ["r2"], name="relu2"),
         helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"], pads=[1, 1, 1, 1], name="conv3"),
         helper.make_node("GlobalAveragePool", ["c3"], ["pool"], name="pool"),
@@ -73,14 +73,14 @@ def mlp_layernorm(path: Path, seed: int = 0) -> Path:
 
     inits = [
         from_array(w(16, 32), "m1"), from_array(w(32, scale=0.1), "a1"),
-        from_array(1 + w(32, scale=0.1), "ln_scale"), from_array(w(32, scale=0.1), "ln_bias"),
+        from_array(1 + w(32, scale=0.1), "ln_gamma"), from_array(w(32, scale=0.1), "ln_bias"),
         from_array(w(32, 32, scale=0.2), "m2"), from_array(w(32, scale=0.1), "a2"),
         from_array(w(32, 10), "m3"),
     ]  # fmt: skip
     nodes = [
         helper.make_node("MatMul", ["x", "m1"], ["h1"], name="mm1"),
         helper.make_node("Add", ["h1", "a1"], ["h1b"], name="add1"),
-        helper.make_node("LayerNormalization", ["h1b", "ln_scale", "ln_bias"], ["ln"], axis=-1, name="ln"),
+        helper.make_node("LayerNormalization", ["h1b", "ln_gamma", "ln_bias"], ["ln"], axis=-1, name="ln"),
         helper.make_node("Relu", ["ln"], ["r"], name="relu"),
         helper.make_node("MatMul", ["r", "m2"], ["h2"], name="mm2"),
         helper.make_node("Add", ["h2", "a2"], ["h2b"], name="add2"),
