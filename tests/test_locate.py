@@ -206,3 +206,19 @@ def test_cli_locate_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "found none" in capsys.readouterr().err
     assert main(["locate", "--onnx", str(ref)]) == 2
     assert "--candidate FILE.onnx, --precision fp16|int8 or --savedmodel" in capsys.readouterr().err
+
+
+def test_unnamed_nodes_are_reported_by_their_output(tmp_path: Path) -> None:
+    """ONNX node names are optional: rows then name the node by its output tensor."""
+    import onnx
+
+    ref = lm.conv_bn_net(tmp_path / "ref.onnx")
+    cand = perturb_node(ref, tmp_path / "cand.onnx", "conv2")
+    for path in (ref, cand):
+        model = onnx.load(str(path))
+        for node in model.graph.node:
+            node.name = ""
+        onnx.save(model, str(path))
+    result = locate(ref, cand, {"x": lm.samples((3, 8, 8), n=16)})
+    assert result.divergence_line() == "first divergence: c2 (Conv)"
+    assert all(r.local_rel_l2 is not None for r in result.rows)

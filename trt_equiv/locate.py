@@ -364,14 +364,14 @@ def locate(
         cand_sess = _session(cand_path, f"candidate ONNX {candidate_onnx}")
     ref_out = [o.name for o in ref_sess.get_outputs()]
     cand_out = [o.name for o in cand_sess.get_outputs()]
-    local_sess: dict[str, Any] = {}
-    for node in reference.graph.node:
+    local_sess: dict[int, Any] = {}  # by node index: ONNX node names may repeat or be empty
+    for index, node in enumerate(reference.graph.node):
         if any(o in matched for o in node.output):
             blob = _node_model(reference, node, types, inits)
             try:
-                local_sess[node.name or node.output[0]] = _session(blob) if blob is not None else None
+                local_sess[index] = _session(blob) if blob is not None else None
             except Exception:  # ORT refused the cut-out node: fall back to the jump rule for it
-                local_sess[node.name or node.output[0]] = None
+                local_sess[index] = None
 
     sums: dict[str, _Sums] = {}
     bad: dict[str, str] = {}
@@ -393,17 +393,18 @@ def locate(
                 bad[ref_name] = f"shape {r.shape} vs {c.shape}"
                 continue
             usable[ref_name] = c.astype(r.dtype, copy=False)
-        for node in reference.graph.node:
+        for index, node in enumerate(reference.graph.node):
             outs = [o for o in node.output if o in usable]
             if not outs:
                 continue
-            sess = local_sess.get(node.name or node.output[0])
+            sess = local_sess.get(index)
             local: dict[str, np.ndarray] = {}
             if sess is not None:
-                feed = {}
-                for i in _input_names(sess):
-                    feed[i] = usable[i] if i in usable else ref_vals[i]
-                local = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed), strict=True))
+                feed = {i: usable[i] if i in usable else ref_vals[i] for i in _input_names(sess)}
+                try:
+                    local = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed), strict=True))
+                except Exception:  # the node alone refused these inputs: no local error for it
+                    local_sess[index] = None
             for o in outs:
                 wide: type[np.floating[Any]] = np.float64 if ref_vals[o].dtype == np.float64 else np.float32
                 ref = np.ravel(ref_vals[o]).astype(wide, copy=False)
