@@ -50,3 +50,24 @@ def replace_weights(src: Path, dst: Path, *, which: str = "last", scale: float |
     target.CopyFrom(numpy_helper.from_array(new, target.name))
     onnx.save(model, str(dst))
     return dst
+
+
+def perturb_node(src: Path, dst: Path, node_name: str, *, rel: float = 0.05, seed: int = 0) -> Path:
+    """Copy of ``src`` where the weight (input 1: Conv/MatMul/Gemm weight, BatchNormalization or
+    LayerNormalization scale) of the node named ``node_name`` gets seeded noise of relative size ``rel``."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    node = next((n for n in model.graph.node if n.name == node_name), None)
+    if node is None:
+        raise ValueError(f"{src}: no node named {node_name!r}")
+    inits = {i.name: i for i in model.graph.initializer}
+    target = inits.get(node.input[1]) if len(node.input) > 1 else None
+    if target is None:
+        raise ValueError(f"{src}: node {node_name!r} has no initializer as its input 1")
+    w = numpy_helper.to_array(target)
+    noise = np.random.default_rng(seed).standard_normal(w.shape) * rel * (float(np.abs(w).mean()) or 1.0)
+    target.CopyFrom(numpy_helper.from_array((w + noise).astype(w.dtype), target.name))
+    onnx.save(model, str(dst))
+    return dst

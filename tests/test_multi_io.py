@@ -62,7 +62,8 @@ def test_a_wrong_data_layout_is_refused_before_any_conversion_naming_what_the_mo
     bad = tmp_path / "x_only.npz"
     save_npz(bad, Dataset.single(data.inputs["image"]))
     code, _, err = check(capsys, "--model", str(MODELS / "two_in_two_out" / "savedmodel"), "--data", str(bad),
-                         "--backends", "onnxruntime", "--precisions", "fp32", "--cache-dir", str(tmp_path / "c"))  # fmt: skip
+                         "--backends", "onnxruntime", "--precisions", "fp32",
+                         "--cache-dir", str(tmp_path / "c"))  # fmt: skip
     assert code == 2
     assert "'image' float32 (batch, 16, 16, 3), 'side' float32 (batch, 4)" in err and "missing ['image', 'side']" in err
     assert not (tmp_path / "c" / "onnx").exists()  # refused before tf2onnx ran
@@ -73,7 +74,8 @@ def test_int64_ids_for_an_int32_model_are_a_clear_error(capsys: pytest.CaptureFi
     wrong = tmp_path / "int64.npz"
     save_npz(wrong, Dataset({k: v.astype(np.int64) for k, v in data.inputs.items()}, data.labels, "int64"))
     code, _, err = check(capsys, "--model", str(MODELS / "tokens" / "savedmodel"), "--data", str(wrong),
-                         "--backends", "onnxruntime", "--precisions", "fp32", "--cache-dir", str(tmp_path / "c"))  # fmt: skip
+                         "--backends", "onnxruntime", "--precisions", "fp32",
+                         "--cache-dir", str(tmp_path / "c"))  # fmt: skip
     assert code == 2 and "expected dtype int32, got int64" in err
 
 

@@ -11,13 +11,18 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trt_equiv.backends.base import PRECISIONS
 from trt_equiv.errors import MissingRuntimeError, TrtEquivError
 
+if TYPE_CHECKING:
+    from trt_equiv.data import Dataset
+
 EXIT_OK, EXIT_NOT_EQUIVALENT, EXIT_USAGE = 0, 1, 2
+INT8_FALLBACK_HELP = "auto: keep the fewest Conv/Gemm/MatMul nodes in fp32 that make int8 pass on the calibration set"
 
 PROFILE_HELP = (
     "engine optimization profile (repeatable): MIN,OPT,MAX for every input's batch (default 1,16,32), "
@@ -53,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--batch-sizes", default="32", help="comma list of sizes or 'all' (default: 32)")
     check.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
     check.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
+    check.add_argument("--int8-fallback", default="off", choices=("off", "auto"), help=INT8_FALLBACK_HELP)
     check.add_argument(
         "--tolerance",
         action="append",
@@ -80,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--profile", action="append", default=None, metavar="ITEM", help=PROFILE_HELP)
     build.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
     build.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
+    build.add_argument("--int8-fallback", default="off", choices=("off", "auto"), help=INT8_FALLBACK_HELP)
     build.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
     build.set_defaults(func=cmd_build)
 
@@ -136,6 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     runner.set_defaults(func=cmd_build_runner)
 
+    loc = sub.add_parser("locate", help="find the first layer where a candidate ONNX diverges from the reference")
+    loc.add_argument("--onnx", help="reference (fp32) ONNX file (default: converted from --model)")
+    loc.add_argument("--candidate", help="candidate ONNX file of the same graph (fp16, int8 Q/DQ, a suspect file)")
+    loc.add_argument("--model", help="SavedModel directory to build the files from (default: the bundled model)")
+    loc.add_argument("--precision", choices=("fp16", "int8"), help="build the candidate with this recipe")
+    loc.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
+    loc.add_argument("--data", help=".npz data to run both files on (default: the bundled test set)")
+    loc.add_argument("--max-samples", type=int, default=512, help="samples used (default 512)")
+    loc.add_argument("--chunk-size", type=int, default=32, help="samples per ONNX Runtime call (default 32)")
+    loc.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
+    loc.add_argument("--report", metavar="DIR", help="write locate.md and locate.png into DIR")
+    loc.add_argument("--savedmodel", action="store_true",
+                     help="compare the SavedModel (--model) with its fp32 ONNX (--onnx or converted)")  # fmt: skip
+    loc.set_defaults(func=cmd_locate)
+
     report = sub.add_parser("report", help="Markdown + HTML report from benchmark and equivalence JSON")
     report.add_argument(
         "--benchmark-json",
@@ -177,7 +199,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     pipeline = Pipeline.create(
         args.model, args.data, calibration=args.calibration, cache_dir=args.cache_dir, onnx=args.onnx,
         engine=args.engine, calibration_method=args.calibration_method, signature=args.signature,
-        profile=tuple(args.profile or ("1,16,32",)),
+        int8_fallback=args.int8_fallback, profile=tuple(args.profile or ("1,16,32",)),
     )  # fmt: skip
     if user_model and args.precisions is None and not args.engine and not args.calibration:
         print("not run: int8: needs --calibration FILE.npz for a user's model (never the test data)")
@@ -224,7 +246,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     pipeline = Pipeline.create(
         args.model, None, calibration=args.calibration, cache_dir=args.cache_dir, onnx=args.onnx,
         calibration_method=args.calibration_method, profile=profile_items,
-        require_data=False,
+        require_data=False, int8_fallback=args.int8_fallback,
     )  # fmt: skip
     print(f"{'precision':<12} {'engine bytes':>12}  {'cache':<5}  {'build s':>7}  engine")
     for precision in precisions:
@@ -303,6 +325,74 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _tiled(inputs: Mapping[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
     """The first ``batch`` samples of every input; a small data set is tiled up to the batch size."""
     return {k: x[:batch] if len(x) >= batch else np.resize(x, (batch, *x.shape[1:])) for k, x in inputs.items()}
+
+
+def _feeds_for(onnx_path: Path, data: Dataset) -> dict[str, np.ndarray]:
+    """Model inputs for ``locate``: the data set's arrays bound to the ONNX file's input names."""
+    from trt_equiv.convert.onnx import onnx_input_specs
+
+    return data.without_labels().bind(onnx_input_specs(onnx_path)).feeds()
+
+
+def cmd_locate(args: argparse.Namespace) -> int:
+    from trt_equiv.data import BUNDLED_TEST, load_npz
+    from trt_equiv.locate import locate, write_locate_report
+    from trt_equiv.pipeline import Pipeline
+
+    if args.savedmodel:
+        return _locate_savedmodel(args)
+    if args.candidate is None and args.precision is None:
+        raise TrtEquivError(
+            "locate: expected --candidate FILE.onnx, --precision fp16|int8 or --savedmodel, got none of them"
+        )
+    if args.candidate is not None and args.precision is not None:
+        raise TrtEquivError("locate: expected either --candidate or --precision, got both")
+    for path, what in ((args.onnx, "--onnx"), (args.candidate, "--candidate")):
+        if path is not None and not Path(path).is_file():
+            raise TrtEquivError(f"{what}: expected an existing ONNX file, got {path}")
+    data_path = args.data or BUNDLED_TEST
+    if args.candidate is not None:
+        if args.onnx is None:
+            raise TrtEquivError("--candidate: expected the reference file with --onnx REF.onnx, got none")
+        reference, candidate = Path(args.onnx), Path(args.candidate)
+    else:
+        if args.precision == "int8" and args.model is not None and not args.calibration:
+            raise TrtEquivError("int8: expected --calibration FILE.npz for a user's model, got none")
+        pipeline = Pipeline.create(args.model, data_path, calibration=args.calibration, cache_dir=args.cache_dir,
+                                   onnx=args.onnx)  # fmt: skip
+        reference, candidate = pipeline.onnx("fp32"), pipeline.onnx(args.precision)
+    data = load_npz(data_path)
+    result = locate(reference, candidate, _feeds_for(reference, data), chunk_size=args.chunk_size,
+                    max_samples=args.max_samples)  # fmt: skip
+    print(result)
+    if args.report:
+        for path in write_locate_report(result, args.report):
+            print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _locate_savedmodel(args: argparse.Namespace) -> int:
+    from trt_equiv.data import BUNDLED_TEST, load_npz
+    from trt_equiv.locate import write_locate_report
+    from trt_equiv.locate_tf import locate_savedmodel
+    from trt_equiv.pipeline import Pipeline
+
+    if args.candidate is not None or args.precision is not None:
+        raise TrtEquivError(
+            "--savedmodel: compares the SavedModel with its fp32 ONNX; expected no --candidate/--precision"
+        )
+    data_path = args.data or BUNDLED_TEST
+    pipeline = Pipeline.create(args.model, data_path, cache_dir=args.cache_dir, onnx=args.onnx)
+    onnx_path = pipeline.onnx("fp32")
+    result = locate_savedmodel(pipeline.model_dir, onnx_path, _feeds_for(onnx_path, load_npz(data_path)),
+                               chunk_size=args.chunk_size, max_samples=args.max_samples)  # fmt: skip
+    print(result)
+    for note in result.skipped:
+        print(f"not compared: {note}")
+    if args.report:
+        for path in write_locate_report(result, args.report):
+            print(f"wrote {path}")
+    return EXIT_OK
 
 
 def cmd_build_runner(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ user); ``open_backend`` turns a (backend, precision) pair into a ready ``Backend
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,8 @@ class Pipeline:
     signature: str = "serving_default"
     #: a user's fp16 / int8 ONNX files checked instead of producing them by recipe (``--onnx fp16=FILE``)
     precision_onnx_overrides: dict[str, Path] = field(default_factory=dict)
+    #: "auto": keep the fewest compute nodes in float32 that make int8 pass its gate (convert/int8_fallback.py)
+    int8_fallback: str = "off"
     _onnx: dict[str, Path] = field(default_factory=dict, repr=False)
     _engines: dict[str, object] = field(default_factory=dict, repr=False)
     _reference: SavedModelBackend | None = field(default=None, repr=False)
@@ -199,6 +202,19 @@ class Pipeline:
         fp32 = self.onnx("fp32")
         if precision == "fp16":
             return recipes.fp16_onnx(fp32, cache_dir=self.cache_dir).path
+        if precision == "int8" and self.int8_fallback != "off":
+            from trt_equiv.convert.int8_fallback import FALLBACK_MODES, int8_with_fallback
+
+            if self.int8_fallback not in FALLBACK_MODES:
+                raise InputValidationError(
+                    f"int8 fallback: expected one of {FALLBACK_MODES}, got {self.int8_fallback!r}"
+                )
+            calibration = self.bound_calibration()
+            assert calibration is not None
+            fallback = int8_with_fallback(fp32, calibration, calibration_method=self.calibration_method,
+                                          cache_dir=self.cache_dir)  # fmt: skip
+            print(fallback.summary(), file=sys.stderr)
+            return fallback.path
         if precision == "int8":
             calibration = self.bound_calibration()
             assert calibration is not None

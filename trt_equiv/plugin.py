@@ -51,6 +51,7 @@ class Options:
     tolerances: tuple[str, ...]
     signature: str = "serving_default"
     output_kinds: tuple[str, ...] = ()
+    int8_fallback: str = "off"
 
 
 OPTIONS_KEY = pytest.StashKey[Options]()
@@ -90,6 +91,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--trt-equiv-signature", default="serving_default", help="SavedModel signature")
     group.addoption("--trt-equiv-output-kind", action="append", default=[], metavar="NAME=KIND",
                     help="override an output's detected kind: probabilities, logits, continuous, exact")  # fmt: skip
+    group.addoption("--trt-equiv-int8-fallback", default="off", choices=("off", "auto"),
+                    help="auto: keep the fewest compute nodes in fp32 that make int8 pass its gate")  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
             tolerances=tuple(config.getoption("--trt-equiv-tolerance")),
             signature=config.getoption("--trt-equiv-signature"),
             output_kinds=tuple(config.getoption("--trt-equiv-output-kind")),
+            int8_fallback=config.getoption("--trt-equiv-int8-fallback"),
         )
         from trt_equiv.compare import parse_output_kinds
 
@@ -151,7 +155,8 @@ def trt_equiv_pipeline(pytestconfig: pytest.Config) -> Pipeline:
     if PIPELINE_KEY not in pytestconfig.stash:
         o = pytestconfig.stash[OPTIONS_KEY]
         pytestconfig.stash[PIPELINE_KEY] = Pipeline.create(
-            o.model, o.data, calibration=o.calibration, cache_dir=o.cache_dir, signature=o.signature
+            o.model, o.data, calibration=o.calibration, cache_dir=o.cache_dir, signature=o.signature,
+            int8_fallback=o.int8_fallback
         )
     return pytestconfig.stash[PIPELINE_KEY]
 

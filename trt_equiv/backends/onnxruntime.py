@@ -78,7 +78,8 @@ class OnnxRuntimeBackend(Backend):
         self.input_specs = tuple(ort_spec(i, where) for i in session.get_inputs())
         self.output_specs = tuple(TensorSpec(o.name, None, None) for o in session.get_outputs())
         # a model exported with a fixed batch (e.g. 1) runs in chunks of exactly that size (Backend.infer splits)
-        batches = {i.shape[0] for i in session.get_inputs() if i.shape and isinstance(i.shape[0], int) and i.shape[0] > 0}
+        dims = [i.shape[0] for i in session.get_inputs() if i.shape]
+        batches = {d for d in dims if isinstance(d, int) and d > 0}
         self.fixed_batch = min(batches) if batches else None
         self.max_batch = self.fixed_batch
         self.providers = session.get_providers()

@@ -18,6 +18,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from trt_equiv.backends.base import TensorSpec
 from trt_equiv.backends.savedmodel import check_savedmodel_dir
 from trt_equiv.cache_dir import resolve_cache_dir
 from trt_equiv.errors import ConversionError, ModelLoadError
@@ -162,3 +165,20 @@ def check_onnx(path: Path) -> None:
                 f"ONNX {path}: input {value.name!r}: expected a dynamic batch dimension, "
                 f"got a fixed {dims[0].dim_value}"
             )
+
+
+def onnx_input_specs(path: str | Path) -> tuple[TensorSpec, ...]:
+    """The graph inputs of an ONNX file (initializers excluded) as TensorSpecs: name, dtype, per-sample shape."""
+    onnx = require("onnx")
+    graph = load_onnx(path, load_external_data=False).graph
+    initializers = {i.name for i in graph.initializer}
+    specs = []
+    for value in graph.input:
+        if value.name in initializers:
+            continue
+        tensor_type = value.type.tensor_type
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        dims = tensor_type.shape.dim[1:]
+        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
+        specs.append(TensorSpec(value.name, dtype, shape))
+    return tuple(specs)

@@ -12,7 +12,7 @@ import contextlib
 import copy
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from trt_equiv.backends.base import TensorSpec
 from trt_equiv.cache_dir import resolve_cache_dir
-from trt_equiv.convert.onnx import load_onnx
+from trt_equiv.convert.onnx import load_onnx, onnx_input_specs
 from trt_equiv.convert.qdq import validate_qdq
 from trt_equiv.data import CALIBRATION_BATCH, CALIBRATION_SAMPLES, Dataset, calibration_batches
 from trt_equiv.errors import ConversionError, InputValidationError
@@ -192,6 +191,7 @@ def int8_qdq_onnx(
     samples: int = CALIBRATION_SAMPLES,
     batch_size: int = CALIBRATION_BATCH,
     symmetric_activations: bool = True,
+    nodes_to_exclude: Sequence[str] = (),
     cache_dir: str | Path | None = None,
 ) -> RecipeResult:
     """Explicit int8 Q/DQ with ONNX Runtime ``quantize_static``, in the form TensorRT accepts.
@@ -200,7 +200,8 @@ def int8_qdq_onnx(
     weights, bias left in float (TensorRT's parser rejects int32 DequantizeLinear inputs). Calibration
     ranges are computed once per (model, calibration data, method) and cached as ORT's calibration JSON.
     Every output goes through ``validate_qdq``; ``symmetric_activations=False`` exists to show that the
-    validator catches it.
+    validator catches it. ``nodes_to_exclude``: node names left unquantized (float32), as chosen by the
+    accuracy-aware fallback (``trt_equiv.convert.int8_fallback``); they are part of the cache key.
     """
     if method not in CALIBRATION_METHODS:
         raise InputValidationError(f"calibration method: expected one of {CALIBRATION_METHODS}, got {method!r}")
@@ -229,9 +230,15 @@ def int8_qdq_onnx(
     ranges = root / "calibration" / f"{calib_key}.json"
     with step(f"int8 calibration ({method}, {len(calib)} samples)") if not ranges.exists() else nullcontext():
         calibrated = build_once(ranges, lambda tmp: _calibrate(fp32_onnx, calib, method, batch_size, tmp))
-    key = content_hash([fp32_onnx, ranges], extra=["int8-qdq", f"symmetric={symmetric_activations}"])
+    excluded = sorted(set(nodes_to_exclude))
+    if excluded:
+        _check_node_names(fp32_onnx, excluded)
+    settings = ["int8-qdq", f"symmetric={symmetric_activations}", *(f"exclude={n}" for n in excluded)]
+    key = content_hash([fp32_onnx, ranges], extra=settings)
     target = root / key / "model.int8.qdq.onnx"
-    built = build_once(target, lambda tmp: _quantize(fp32_onnx, ranges, method, symmetric_activations, tmp))
+    built = build_once(
+        target, lambda tmp: _quantize(fp32_onnx, ranges, method, symmetric_activations, tmp, nodes_to_exclude=excluded)
+    )
     report = validate_qdq(target)
     return RecipeResult(
         target, "int8", method, kept_fp32=report.unquantized, cache_hit=not (built or calibrated),
@@ -244,20 +251,8 @@ def _check_calibration_shape(fp32_onnx: Path, data: Dataset) -> Dataset:
 
     Returns the data keyed by the ONNX input names (``x`` renamed for a single-input model).
     """
-    onnx = require("onnx")
-    graph = load_onnx(fp32_onnx, load_external_data=False).graph
-    initializers = {i.name for i in graph.initializer}
-    specs = []
-    for value in graph.input:
-        if value.name in initializers:
-            continue
-        tensor_type = value.type.tensor_type
-        dims = tensor_type.shape.dim[1:]
-        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
-        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
-        specs.append(TensorSpec(value.name, dtype, shape))
     try:
-        return data.bind(specs)
+        return data.bind(onnx_input_specs(fp32_onnx))
     except InputValidationError as exc:
         raise InputValidationError(f"calibration set: {exc}") from exc
 
@@ -266,6 +261,15 @@ def _fixed_batch(fp32_onnx: Path) -> int | None:
     """The model input's fixed batch size, or None when the batch dimension is dynamic."""
     batch = load_onnx(fp32_onnx, load_external_data=False).graph.input[0].type.tensor_type.shape.dim[:1]
     return batch[0].dim_value if batch and batch[0].HasField("dim_value") and batch[0].dim_value > 0 else None
+
+
+def _check_node_names(fp32_onnx: Path, names: Sequence[str]) -> None:
+    """Nodes to exclude must exist (ORT would silently ignore a misspelt name and quantize everything)."""
+    graph = load_onnx(fp32_onnx, load_external_data=False).graph
+    unknown = sorted(set(names) - {n.name for n in graph.node})
+    if unknown:
+        raise InputValidationError(f"nodes_to_exclude: expected node names of {fp32_onnx}, got unknown {unknown}")
+
 
 
 def _ort_method(method: str):
@@ -328,7 +332,14 @@ def _calibrate(fp32_onnx: Path, data: Dataset, method: str, batch_size: int, out
     calibrate.save_tensors_data(tensors, out)
 
 
-def _quantize(fp32_onnx: Path, ranges: Path, method: str, symmetric_activations: bool, out: Path) -> None:
+def _quantize(
+    fp32_onnx: Path,
+    ranges: Path,
+    method: str,
+    symmetric_activations: bool,
+    out: Path,
+    nodes_to_exclude: Sequence[str] = (),
+) -> None:
     quant = require("onnxruntime.quantization")
     try:
         with _quiet_ort():
@@ -337,6 +348,7 @@ def _quantize(fp32_onnx: Path, ranges: Path, method: str, symmetric_activations:
                 quant_format=quant.QuantFormat.QDQ,
                 activation_type=quant.QuantType.QInt8, weight_type=quant.QuantType.QInt8,
                 per_channel=True, calibrate_method=_ort_method(method), calibration_cache_path=str(ranges),
+                nodes_to_exclude=list(nodes_to_exclude),
                 extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True,
                                "QuantizeBias": False},
             )  # fmt: skip

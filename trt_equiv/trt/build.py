@@ -23,7 +23,7 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -566,12 +566,14 @@ def build_serialized_engine(
     timing_cache: str | os.PathLike[str] | None = None,
     calibration: Calibration | None = None,
     progress: bool | None = None,
+    network_hook: Callable[[Any], None] | None = None,
 ) -> BuildResult:
     """Parse ``onnx_path`` and build a serialized engine; raise EngineError with TensorRT's log on failure.
 
     ``timing_cache``: file loaded before and saved after the build (ignored where the module's timing cache is
     a no-op: TensorRT for RTX). ``calibration``: batches for ``int8-legacy``. ``progress``: print build phases
-    to stderr; None prints only when stderr is a terminal, so CI logs stay quiet.
+    to stderr; None prints only when stderr is a terminal, so CI logs stay quiet. ``network_hook``: called with
+    the parsed network before the build (``trt_equiv.trt.debug`` marks debug tensors there).
     """
     options = options or BuildOptions()
     trt = resolve_module(module)
@@ -603,6 +605,8 @@ def build_serialized_engine(
                 f"{name} {version} could not parse {path}:\n  " + "\n  ".join(errors or ["(no error reported)"])
             )
         check_network_precision(options.recipe, plan.network_precision, *_network_precision(trt, network), str(path))
+        if network_hook is not None:
+            network_hook(network)
 
         inputs = {}
         for i in range(network.num_inputs):
