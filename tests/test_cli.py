@@ -179,3 +179,16 @@ def test_calibration_with_wrong_sample_shape_is_a_usage_error(
                        cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
     assert code == 2
     assert "input 'input': expected per-sample shape (32, 32, 3), got (28, 28, 3)" in err
+
+
+def test_a_failing_reduced_precision_file_says_where_it_diverges(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Issue 11 item 2: a failing fp16/int8 row carries locate's summary (first divergence, five worst layers)."""
+    broken = replace_weights(trt_equiv_pipeline.onnx("fp16"), tmp_path / "broken.fp16.onnx", which="first", scale=3.0)
+    code, out, _ = run(capsys, "--onnx", f"fp16={broken}", "--backends", "onnxruntime", "--precisions", "fp16",
+                       cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 1
+    assert "blamed stage: precision recipe (fp16)" in out
+    assert re.search(r"first divergence: \S+ \(Conv\)", out), out
+    assert "worst 5 layers" in out

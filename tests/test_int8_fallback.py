@@ -32,7 +32,7 @@ Outlier = tuple[Path, Dataset, np.ndarray]
 def outlier(tmp_path: Path) -> Outlier:
     """The outlier MLP, its calibration split and a disjoint held-out split."""
     model = lm.outlier_mlp(tmp_path / "outlier.onnx")
-    return model, Dataset(lm.samples((16,), n=320, seed=1), source="calib"), lm.samples((16,), n=200, seed=2)
+    return model, Dataset.single(lm.samples((16,), n=320, seed=1), source="calib"), lm.samples((16,), n=200, seed=2)
 
 
 def test_fallback_keeps_the_outlier_layers_and_passes(outlier: Outlier, tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def test_no_spurious_divergence_on_other_graphs(tmp_path: Path, build, shape, pr
     if precision == "fp16":
         cand = fp16_onnx(ref, cache_dir=tmp_path).path
     else:
-        cand = int8_qdq_onnx(ref, Dataset(lm.samples(shape, n=160, seed=11)), cache_dir=tmp_path).path
+        cand = int8_qdq_onnx(ref, Dataset.single(lm.samples(shape, n=160, seed=11)), cache_dir=tmp_path).path
     result = locate(ref, cand, {"x": lm.samples(shape, n=64, seed=21)})
     assert result.precision == precision and len(result.rows) >= 9
     assert max(r.rel_l2 for r in result.rows) > 0  # really reduced precision
@@ -180,7 +180,7 @@ def test_cli_locate_names_the_node(tmp_path: Path, capsys: pytest.CaptureFixture
     ref = lm.conv_bn_net(tmp_path / "ref.onnx")
     cand = perturb_node(ref, tmp_path / "cand.onnx", "bn")
     data = tmp_path / "data.npz"
-    save_npz(data, Dataset(lm.samples((3, 8, 8), n=24)))
+    save_npz(data, Dataset.single(lm.samples((3, 8, 8), n=24)))
     code = main(["locate", "--onnx", str(ref), "--candidate", str(cand), "--data", str(data),
                  "--report", str(tmp_path / "rep")])  # fmt: skip
     out = capsys.readouterr().out
@@ -199,7 +199,7 @@ def test_cli_locate_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ref = lm.conv_bn_net(tmp_path / "ref.onnx")
     other = lm.attention_block(tmp_path / "other.onnx")
     data = tmp_path / "data.npz"
-    save_npz(data, Dataset(lm.samples((3, 8, 8), n=4)))
+    save_npz(data, Dataset.single(lm.samples((3, 8, 8), n=4)))
     assert main(["locate", "--onnx", str(ref), "--candidate", str(tmp_path / "nope.onnx"), "--data", str(data)]) == 2
     assert "--candidate: expected an existing ONNX file" in capsys.readouterr().err
     assert main(["locate", "--onnx", str(ref), "--candidate", str(other), "--data", str(data)]) == 2

@@ -111,8 +111,8 @@ def test_output_kind_override_changes_the_metrics(capsys: pytest.CaptureFixture[
                          "--cache-dir", str(tmp_path / "c"))  # fmt: skip
     assert code == 0 and re.search(r"savedmodel-fp32\s+logits\s+continuous", out)
     code, _, err = check(capsys, *model_args("one_in_two_out", "test.npz"), "--backends", "onnxruntime",
-                         "--output-kind", "embedding=probabilities", "--cache-dir", str(tmp_path / "c"))  # fmt: skip
-    assert code == 2 and "kind 'probabilities'" in err
+                         "--output-kind", "logits=exact", "--cache-dir", str(tmp_path / "c"))  # fmt: skip
+    assert code == 2 and "kind 'exact' needs integer values" in err
 
 
 @pytest.mark.skipif(not is_available("tensorrt_rtx") and not is_available("tensorrt_rtx_bindings"),

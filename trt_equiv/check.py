@@ -122,7 +122,34 @@ def run_check(
                 if not r:
                     r.notes.append(f"note: the {DATA_STAGE} stage failed too; fix the data first")
         result.comparisons.extend(batch_results)
+    _locate_failed_recipes(pipeline, result)
     return result
+
+
+#: samples ``locate`` runs on for a failure summary: enough for stable statistics, bounded in time
+LOCATE_SAMPLES = 128
+
+
+def _locate_failed_recipes(pipeline: Pipeline, result: CheckResult) -> None:
+    """Where a reduced-precision ONNX file fails, say where in the graph it diverges (``trt-equiv locate``).
+
+    Run once per failing recipe (fp16/int8 on ONNX Runtime) and attached to each of its failing rows: the first
+    divergence and the five worst layers, so the user learns where, not only that.
+    """
+    from trt_equiv.locate import locate
+
+    failing = {c.candidate for c in result.failures if c.candidate in ("onnxruntime-fp16", "onnxruntime-int8")}
+    for label in sorted(failing):
+        precision = label.split("-", 1)[1]
+        try:
+            summary = locate(pipeline.onnx("fp32"), pipeline.onnx(precision), pipeline.bound_data().feeds(),
+                             max_samples=LOCATE_SAMPLES, precision=precision).summary()  # fmt: skip
+        except TrtEquivError as exc:  # locate is a diagnosis: its failure must not hide the verdict
+            summary = f"locate could not run: {exc}"
+        for c in result.failures:
+            if c.candidate == label:
+                c.notes.append(f"where it diverges (trt-equiv locate, {LOCATE_SAMPLES} samples):\n  " +
+                               summary.replace("\n", "\n  "))  # fmt: skip
 
 
 def _with_upstream_stages(candidates: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -57,7 +57,7 @@ def test_int8_fallback_result_builds(trt_module: ModuleType, tmp_path: Path) -> 
     from trt_equiv.convert.int8_fallback import _rel_l2, int8_with_fallback
 
     model = lm.outlier_mlp(tmp_path / "outlier.onnx")
-    calib = Dataset(lm.samples((16,), n=320, seed=1))
+    calib = Dataset.single(lm.samples((16,), n=320, seed=1))
     result = int8_with_fallback(model, calib, gate=lambda r, c: _rel_l2(r, c) < 0.06, gate_name="rel_l2<0.06",
                                 cache_dir=tmp_path)  # fmt: skip
     assert result.excluded  # mixed precision: some layers float32, the rest Q/DQ
