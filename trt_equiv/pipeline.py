@@ -18,11 +18,17 @@ from trt_equiv.backends.savedmodel import check_savedmodel_dir
 from trt_equiv.cache_dir import resolve_cache_dir
 from trt_equiv.data import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_TEST, Dataset, load_npz
 from trt_equiv.errors import EngineError, InputValidationError, ModelLoadError, TrtEquivError
-from trt_equiv.runtime import INSTALL_HINTS, is_available, tensorrt_execution_unavailable_reason
+from trt_equiv.runtime import (
+    INSTALL_HINTS,
+    is_available,
+    onnxruntime_cuda_unavailable_reason,
+    tensorrt_execution_unavailable_reason,
+)
 
-BACKENDS = ("savedmodel", "onnxruntime", "tensorrt", "cpp")
+#: "ortcuda" is ONNX Runtime's CUDA provider on the same ONNX files (no "-": labels split on the first one)
+BACKENDS = ("savedmodel", "onnxruntime", "ortcuda", "tensorrt", "cpp")
 #: what gets compared by default: every candidate runtime at the precisions it supports
-DEFAULT_CANDIDATES = ("onnxruntime", "tensorrt", "cpp")
+DEFAULT_CANDIDATES = ("onnxruntime", "ortcuda", "tensorrt", "cpp")
 DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -188,14 +194,14 @@ class Pipeline:
             return f"unknown backend {backend!r}"
         if backend == "savedmodel":
             return None if is_available("tensorflow") else f"TensorFlow not installed ({INSTALL_HINTS['tensorflow']})"
-        if backend == "onnxruntime":
+        if backend in ("onnxruntime", "ortcuda"):
             missing = [m for m in ("onnxruntime", "onnx", "tf2onnx") if not is_available(m)]
             if precision == "fp16" and not is_available("onnxconverter_common"):
                 missing.append("onnxconverter_common")
             hints = "; ".join(INSTALL_HINTS[m] for m in missing)
-            return (
-                f"ONNX Runtime pipeline unavailable: {', '.join(missing)} not installed ({hints})" if missing else None
-            )
+            if missing:
+                return f"ONNX Runtime pipeline unavailable: {', '.join(missing)} not installed ({hints})"
+            return onnxruntime_cuda_unavailable_reason() if backend == "ortcuda" else None
         reason = tensorrt_execution_unavailable_reason()
         if reason or backend == "tensorrt":
             return reason
@@ -214,6 +220,11 @@ class Pipeline:
 
             base = onnx_precision(precision)
             return OnnxRuntimeBackend(self.onnx(base), precision=base, **options)  # type: ignore[arg-type]
+        if backend == "ortcuda":
+            from trt_equiv.backends.onnxruntime import OnnxRuntimeCudaBackend
+
+            base = onnx_precision(precision)
+            return OnnxRuntimeCudaBackend(self.onnx(base), precision=base, **options)  # type: ignore[arg-type]
         if backend == "tensorrt":
             from trt_equiv.backends.tensorrt import TensorRTBackend
 

@@ -32,7 +32,7 @@ MARKERS = {
 }
 
 #: marks added to a backend parameter so `-m "not gpu"` deselects what cannot run on CPU machines
-_BACKEND_MARKS = {"tensorrt": ("gpu", "tensorrt"), "cpp": ("gpu", "tensorrt", "cpp")}
+_BACKEND_MARKS = {"ortcuda": ("gpu",), "tensorrt": ("gpu", "tensorrt"), "cpp": ("gpu", "tensorrt", "cpp")}
 
 DEFAULT_BATCH_SIZES = "1,7,16,32,all"
 
