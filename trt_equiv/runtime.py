@@ -175,7 +175,8 @@ def cuda_versions() -> dict[str, str]:
             from cuda.bindings import runtime as cudart
         except ImportError:
             return versions
-        for key, call in (("cuda_driver_api", cudart.cudaDriverGetVersion), ("cuda_runtime", cudart.cudaRuntimeGetVersion)):
+        calls = (("cuda_driver_api", cudart.cudaDriverGetVersion), ("cuda_runtime", cudart.cudaRuntimeGetVersion))
+        for key, call in calls:
             err, value = call()
             if int(err) == 0 and value:
                 versions[key] = f"{value // 1000}.{value % 1000 // 10}"
@@ -201,15 +202,14 @@ def onnxruntime_cuda_unavailable_reason() -> str | None:
         )
     if is_available("cuda.bindings") and cuda_device() is None:
         return f"{cuda_unavailable_reason()} — ONNX Runtime's CUDA provider needs a GPU"
+    import contextlib
     import ctypes
     import os
 
-    if hasattr(ort, "preload_dlls"):
-        try:
+    if hasattr(ort, "preload_dlls"):  # best effort: the library load below names what is still missing
+        with contextlib.suppress(Exception):
             ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
-        except Exception:  # best effort: the library load below names what is still missing
-            pass
-    capi = os.path.join(os.path.dirname(ort.__file__), "capi")
+    capi = os.path.join(os.path.dirname(str(ort.__file__)), "capi")
     try:
         ctypes.CDLL(os.path.join(capi, "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
         ctypes.CDLL(os.path.join(capi, "libonnxruntime_providers_cuda.so"))

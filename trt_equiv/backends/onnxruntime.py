@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class OnnxRuntimeBackend(Backend):
             raise ModelLoadError(f"ONNX Runtime: expected an ONNX file, got a path that does not exist: {onnx_path}")
         self.requested_providers = list(providers) if providers else None
         self.intra_op_threads = intra_op_threads
-        self.session = None
+        self.session: Any = None
 
     def _open_impl(self) -> None:
         ort = require("onnxruntime")
@@ -76,12 +77,12 @@ class OnnxRuntimeBackend(Backend):
             raise ModelLoadError(f"ONNX Runtime: could not load {self.onnx_path} ({exc})") from exc
         self._set_session(session)
 
-    def _set_session(self, session: object) -> None:
+    def _set_session(self, session: Any) -> None:
         """Specs and providers from an open ``InferenceSession``."""
         where = f"ONNX {self.onnx_path}"
-        self.input_specs = tuple(ort_spec(i, where) for i in session.get_inputs())  # type: ignore[attr-defined]
-        self.output_specs = tuple(TensorSpec(o.name, None, None) for o in session.get_outputs())  # type: ignore[attr-defined]
-        self.providers = session.get_providers()  # type: ignore[attr-defined]
+        self.input_specs = tuple(ort_spec(i, where) for i in session.get_inputs())
+        self.output_specs = tuple(TensorSpec(o.name, None, None) for o in session.get_outputs())
+        self.providers = session.get_providers()
         self.session = session
 
     def _infer_impl(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
