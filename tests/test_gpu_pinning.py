@@ -53,7 +53,9 @@ def test_assign_gpus_from_option_environment_and_devices(monkeypatch: pytest.Mon
     assert assign_gpus(2, "auto") == ["4", "6"]
     assert assign_gpus(2, "1,0") == ["1", "0"]  # explicit ids win over the environment
     assert assign_gpus(3, "none") == []
-    with pytest.raises(pytest.UsageError, match=r"3 workers for 2 GPU\(s\) \['1', '0'\] \(--trt-equiv-gpus\); use -n 2"):
+    with pytest.raises(
+        pytest.UsageError, match=r"3 workers for 2 GPU\(s\) \['1', '0'\] \(--trt-equiv-gpus\); use -n 2"
+    ):
         assign_gpus(3, "1,0")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     devices = len(cuda_devices())
