@@ -34,7 +34,7 @@ def _records(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: 
     monkeypatch.setenv("RECORD_DIR", str(record_dir))
     pytester.makepyfile(test_rec=RECORDER.replace("def test_record", "def test_a"))
     pytester.makepyfile(test_rec2=RECORDER.replace("def test_record", "def test_b"))
-    result = pytester.runpytest_subprocess("-p", "xdist", "--dist", "each", "-q", *args)
+    result = pytester.runpytest_subprocess("-q", *(("-p", "xdist", "--dist", "each") if "-n" in args else ()), *args)
     return result, [json.loads(p.read_text()) for p in sorted(record_dir.iterdir())]
 
 
@@ -101,3 +101,12 @@ def test_workers_see_one_distinct_gpu_each(pytester: pytest.Pytester, monkeypatc
     print(json.dumps(records, indent=1))
     assert all(r["count"] == 1 for r in records)
     assert sorted(r["uuids"][0] for r in records) == sorted(uuid for _, _, uuid in devices)
+
+
+def test_without_xdist_explicit_gpus_pin_this_process(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    result, records = _records(pytester, monkeypatch, "--trt-equiv-gpus", "7,2", "-p", "no:xdist")
+    result.assert_outcomes(passed=2)
+    assert [(r["worker"], r["visible"]) for r in records] == [(None, "7")]
