@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trt_equiv.runtime import (
+    INSTALL_HINTS,
     RTX_MODULES,
     TENSORRT_MODULES,
     cuda_devices,
@@ -19,6 +20,7 @@ from trt_equiv.runtime import (
     onnxruntime_cuda_unavailable_reason,
     package_version,
     require,
+    tensorrt_execution_unavailable_reason,
 )
 
 #: every TensorRT flavour doctor looks for (``tensorrt_lean`` runs engines built version-compatible)
@@ -39,6 +41,8 @@ class Diagnosis:
     components: list[Component] = field(default_factory=list)
     #: backend -> None when it runs here, else the reason (the pipeline's own words)
     backends: dict[str, str | None] = field(default_factory=dict)
+    #: backend -> None when its runtime alone can run here (given ready --onnx/--engine artefacts), else why not
+    runtimes: dict[str, str | None] = field(default_factory=dict)
 
     def format(self) -> str:
         lines = ["trt-equiv doctor: what this machine can run", ""]
@@ -47,7 +51,12 @@ class Diagnosis:
             lines.append(f"  {'ok ' if c.ok else '-- '} {c.name:<{width}}  {c.detail}")
         lines += ["", "backends:"]
         for backend, reason in self.backends.items():
-            lines.append(f"  {backend:<12} {'runs here' if reason is None else 'will not run: ' + reason}")
+            runtime = self.runtimes.get(backend, reason)
+            if reason is not None and runtime is None:  # only the conversion tools are missing
+                lines.append(f"  {backend:<12} runs here on given artefacts (--onnx/--engine + --golden); "
+                             f"converting needs: {reason}")  # fmt: skip
+            else:
+                lines.append(f"  {backend:<12} {'runs here' if reason is None else 'will not run: ' + reason}")
         missing = [b for b, r in self.backends.items() if r is not None]
         lines += ["", f"{len(self.backends) - len(missing)} of {len(self.backends)} backends can run here"
                   + (f"; not: {', '.join(missing)}" if missing else "")]  # fmt: skip
@@ -119,4 +128,23 @@ def diagnose() -> Diagnosis:
     runner = runner_unavailable_reason()
     d.components.append(Component("C++ runner", runner is None, "found" if runner is None else runner))
     d.backends = {backend: Pipeline.unavailable_reason(backend) for backend in BACKENDS}
+    d.runtimes = runtime_reasons()
     return d
+
+
+def runtime_reasons() -> dict[str, str | None]:
+    """Per candidate backend, whether its runtime alone can run here (artefacts given, nothing converted).
+
+    ``Pipeline.unavailable_reason`` also asks for the conversion tools (tf2onnx), which a GPU runner checking
+    ready ONNX files or engines against golden outputs does not need; these are the same probes without them.
+    """
+    from trt_equiv.backends.cpp import runner_unavailable_reason
+
+    trt = tensorrt_execution_unavailable_reason()
+    ort = None if is_available("onnxruntime") else f"onnxruntime not installed ({INSTALL_HINTS['onnxruntime']})"
+    return {
+        "onnxruntime": ort,
+        "ortcuda": onnxruntime_cuda_unavailable_reason(),
+        "tensorrt": trt,
+        "cpp": trt or runner_unavailable_reason(),
+    }
