@@ -59,7 +59,7 @@ def test_ortcuda_runs_on_cuda_or_says_why_not(tiny_onnx: Path) -> None:
         with pytest.raises(MissingRuntimeError, match=f"ortcuda: {reason[:40]}"):
             OnnxRuntimeCudaBackend(tiny_onnx).open()
         return
-    assert Pipeline.unavailable_reason("ortcuda") is None
+    assert Pipeline.unavailable_reason("ortcuda") == Pipeline.unavailable_reason("onnxruntime")  # tf2onnx or None
     cpu = OnnxRuntimeBackend(tiny_onnx, providers=["CPUExecutionProvider"])
     with OnnxRuntimeCudaBackend(tiny_onnx) as gpu, cpu:
         assert gpu.providers[0] == "CUDAExecutionProvider"
