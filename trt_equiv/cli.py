@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "your reduced-precision file instead of the recipe's (repeatable)",
     )
     check.add_argument("--engine", help="check this TensorRT engine against the SavedModel instead of building one")
-    check.add_argument("--backends", default=None, help="comma list of onnxruntime,tensorrt,cpp (default: all)")
+    check.add_argument("--backends", default=None, help="comma list of onnxruntime,ortcuda,tensorrt,cpp (default: all)")
     check.add_argument("--precisions", default=None, help=f"comma list of {','.join(PRECISIONS)}")
     check.add_argument("--batch-sizes", default="32", help="comma list of sizes or 'all' (default: 32)")
     check.add_argument("--calibration", help=".npz calibration set for int8 (required for a user's model)")
@@ -77,7 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--profile", action="append", default=None, metavar="ITEM", help=PROFILE_HELP)
     check.add_argument("--cache-dir", help="cache root (default: $TRT_EQUIV_CACHE_DIR or the per-user cache)")
     check.add_argument("--report", metavar="DIR", help="write equivalence.md/.json (and plots) into DIR")
+    check.add_argument(
+        "--golden", metavar="FILE.npz", help="reference outputs from `trt-equiv golden` instead of running TensorFlow"
+    )
     check.set_defaults(func=cmd_check)
+
+    golden = sub.add_parser("golden", help="run the SavedModel once and save its outputs with provenance")
+    golden.add_argument("--model", help="SavedModel directory (default: the bundled model)")
+    golden.add_argument("--data", help=".npz data file, inputs by name (default: bundled test set)")
+    golden.add_argument("--out", required=True, metavar="GOLDEN.npz", help="golden file to write")
+    golden.add_argument("--signature", default="serving_default", help="SavedModel signature (default serving_default)")
+    golden.set_defaults(func=cmd_golden)
+
+    doctor = sub.add_parser("doctor", help="what is installed and usable here, and which backends will not run")
+    doctor.set_defaults(func=cmd_doctor)
 
     build = sub.add_parser("build", help="build and cache TensorRT engines for every precision")
     build.add_argument("--model", help="SavedModel directory (default: the bundled model)")
@@ -93,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="throughput and latency per backend × precision × batch size")
     bench.add_argument("--model", help="SavedModel directory (default: the bundled model)")
     bench.add_argument("--data", help=".npz with one array per input (default: bundled)")
-    bench.add_argument("--backends", default="savedmodel,onnxruntime,tflite,tensorrt,cpp", help="comma list")
+    bench.add_argument("--backends", default="savedmodel,onnxruntime,ortcuda,tflite,tensorrt,cpp", help="comma list")
     bench.add_argument("--precisions", default="fp32,fp16,int8", help=f"comma list of {','.join(PRECISIONS)}")
     bench.add_argument("--batch-sizes", default="1,8,16,32", help="comma list (default 1,8,16,32)")
     bench.add_argument("--warmup", type=int, default=3, help="untimed calls before timing (default 3)")
@@ -199,7 +212,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     pipeline = Pipeline.create(
         args.model, args.data, calibration=args.calibration, cache_dir=args.cache_dir, onnx=args.onnx,
         engine=args.engine, calibration_method=args.calibration_method, signature=args.signature,
-        int8_fallback=args.int8_fallback, profile=tuple(args.profile or ("1,16,32",)),
+        int8_fallback=args.int8_fallback, golden=args.golden, profile=tuple(args.profile or ("1,16,32",)),
     )  # fmt: skip
     if user_model and args.precisions is None and not args.engine and not args.calibration:
         print("not run: int8: needs --calibration FILE.npz for a user's model (never the test data)")
@@ -231,6 +244,29 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{n_fail} failed, {len(result.skipped)} candidates not runnable here"
     )
     return EXIT_OK if result else EXIT_NOT_EQUIVALENT
+
+
+def cmd_golden(args: argparse.Namespace) -> int:
+    from trt_equiv.data import BUNDLED_MODEL, BUNDLED_TEST, load_npz
+    from trt_equiv.golden import save_golden
+
+    if args.model is not None and args.data is None:
+        raise TrtEquivError("--data: expected a .npz data file for a user's model, got none")
+    data_path = Path(args.data) if args.data else BUNDLED_TEST
+    meta = save_golden(args.model or BUNDLED_MODEL, load_npz(data_path, labels=False), args.out,
+                       signature=args.signature, data_path=data_path)  # fmt: skip
+    outputs = ", ".join(f"{o['name']} {o['shape']}" for o in meta["outputs"])
+    print(f"wrote {args.out}: {meta['data']['samples']} samples, outputs {outputs}")
+    print(f"model sha256 {meta['model']['sha256']}, data sha256 {meta['data']['sha256']}, "
+          f"TensorFlow {meta['tensorflow']}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from trt_equiv.doctor import diagnose
+
+    print(diagnose().format())
+    return EXIT_OK
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -20,11 +20,17 @@ from trt_equiv.backends.savedmodel import SavedModelBackend, check_savedmodel_di
 from trt_equiv.cache_dir import resolve_cache_dir
 from trt_equiv.data import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_TEST, Dataset, load_npz
 from trt_equiv.errors import EngineError, InputValidationError, ModelLoadError, TrtEquivError
-from trt_equiv.runtime import INSTALL_HINTS, is_available, tensorrt_execution_unavailable_reason
+from trt_equiv.runtime import (
+    INSTALL_HINTS,
+    is_available,
+    onnxruntime_cuda_unavailable_reason,
+    tensorrt_execution_unavailable_reason,
+)
 
-BACKENDS = ("savedmodel", "onnxruntime", "tflite", "tensorrt", "cpp")
+#: "ortcuda" is ONNX Runtime's CUDA provider on the same ONNX files (no "-": labels split on the first one)
+BACKENDS = ("savedmodel", "onnxruntime", "ortcuda", "tflite", "tensorrt", "cpp")
 #: what gets compared by default: every candidate runtime at the precisions it supports
-DEFAULT_CANDIDATES = ("onnxruntime", "tflite", "tensorrt", "cpp")
+DEFAULT_CANDIDATES = ("onnxruntime", "ortcuda", "tflite", "tensorrt", "cpp")
 DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -81,6 +87,8 @@ class Pipeline:
     precision_onnx_overrides: dict[str, Path] = field(default_factory=dict)
     #: "auto": keep the fewest compute nodes in float32 that make int8 pass its gate (convert/int8_fallback.py)
     int8_fallback: str = "off"
+    #: reference outputs saved by ``trt-equiv golden``: used instead of running the SavedModel (no TensorFlow)
+    golden: Path | None = None
     _onnx: dict[str, Path] = field(default_factory=dict, repr=False)
     _engines: dict[str, object] = field(default_factory=dict, repr=False)
     _reference: SavedModelBackend | None = field(default=None, repr=False)
@@ -117,6 +125,12 @@ class Pipeline:
         elif bundled:
             calib = load_npz(BUNDLED_CALIBRATION, labels=False)
         onnx_files = parse_onnx_overrides(onnx)
+        golden = options.pop("golden", None)
+        if golden is not None:  # checked now: a golden file from other data is refused before anything runs
+            from trt_equiv.golden import read_golden_meta
+
+            read_golden_meta(golden)
+            options["golden"] = Path(str(golden))
         if engine is not None and not Path(engine).is_file():
             raise InputValidationError(f"--engine: expected an existing file, got {engine}")
         if onnx_files:  # parse them now: a file that is not ONNX is a usage error, not a crash mid-recipe
@@ -146,6 +160,11 @@ class Pipeline:
         return self._reference
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
+        """The model's inputs: from the golden file's record when there is one, else from the SavedModel."""
+        if self.golden is not None:
+            from trt_equiv.golden import golden_input_specs
+
+            return golden_input_specs(self.golden)
         specs = self.reference_backend().input_specs
         assert specs is not None
         return specs
@@ -169,7 +188,12 @@ class Pipeline:
     def reference_outputs(self) -> dict[str, np.ndarray]:
         """SavedModel outputs (every output, by name) for the whole data set, computed once, in chunks."""
         if self._reference_outputs is None:
-            self._reference_outputs = self.reference_backend().infer(self.bound_data().feeds())
+            if self.golden is not None:
+                from trt_equiv.golden import load_golden
+
+                self._reference_outputs = load_golden(self.golden, self.bound_data())
+            else:
+                self._reference_outputs = self.reference_backend().infer(self.bound_data().feeds())
         return self._reference_outputs
 
     # ------------------------------------------------------------------ artefacts
@@ -261,14 +285,16 @@ class Pipeline:
             return f"unknown backend {backend!r}"
         if backend == "savedmodel":
             return None if is_available("tensorflow") else f"TensorFlow not installed ({INSTALL_HINTS['tensorflow']})"
-        if backend == "onnxruntime":
-            missing = [m for m in ("onnxruntime", "onnx", "tf2onnx") if not is_available(m)]
+        if backend in ("onnxruntime", "ortcuda"):
+            # tf2onnx is needed only to convert a SavedModel; with --onnx / --golden ONNX Runtime runs without it,
+            # and a conversion that needs it raises MissingRuntimeError naming it
+            missing = [m for m in ("onnxruntime", "onnx") if not is_available(m)]
             if precision == "fp16" and not is_available("onnxconverter_common"):
                 missing.append("onnxconverter_common")
             hints = "; ".join(INSTALL_HINTS[m] for m in missing)
-            return (
-                f"ONNX Runtime pipeline unavailable: {', '.join(missing)} not installed ({hints})" if missing else None
-            )
+            if missing:
+                return f"ONNX Runtime pipeline unavailable: {', '.join(missing)} not installed ({hints})"
+            return onnxruntime_cuda_unavailable_reason() if backend == "ortcuda" else None
         if backend == "tflite":  # converted by TensorFlow; run by LiteRT or TensorFlow's interpreter
             return None if is_available("tensorflow") else f"TensorFlow not installed ({INSTALL_HINTS['tensorflow']})"
         reason = tensorrt_execution_unavailable_reason()
@@ -294,6 +320,11 @@ class Pipeline:
             calib, cache = (self.bound_calibration() if precision == "int8" else None), self.cache_dir
             model = savedmodel_to_tflite(self.model_dir, precision, calibration=calib, cache_dir=cache)
             return TFLiteBackend(model, precision=precision, **options)  # type: ignore[arg-type]
+        if backend == "ortcuda":
+            from trt_equiv.backends.onnxruntime import OnnxRuntimeCudaBackend
+
+            base = onnx_precision(precision)
+            return OnnxRuntimeCudaBackend(self.onnx(base), precision=base, **options)  # type: ignore[arg-type]
         if backend == "tensorrt":
             from trt_equiv.backends.tensorrt import TensorRTBackend
 

@@ -16,7 +16,8 @@ State lives in ``config.stash``; heavy runtimes are imported only when a fixture
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,7 @@ MARKERS = {
 }
 
 #: marks added to a backend parameter so `-m "not gpu"` deselects what cannot run on CPU machines
-_BACKEND_MARKS = {"tensorrt": ("gpu", "tensorrt"), "cpp": ("gpu", "tensorrt", "cpp")}
+_BACKEND_MARKS = {"ortcuda": ("gpu",), "tensorrt": ("gpu", "tensorrt"), "cpp": ("gpu", "tensorrt", "cpp")}
 
 DEFAULT_BATCH_SIZES = "1,7,16,32,all"
 
@@ -55,6 +56,8 @@ class Options:
 
 
 OPTIONS_KEY = pytest.StashKey[Options]()
+#: the --trt-equiv-golden path (None when the SavedModel is the reference); the check runner reads it
+GOLDEN_KEY = pytest.StashKey["str | None"]()
 PIPELINE_KEY = pytest.StashKey[Pipeline]()
 
 
@@ -93,9 +96,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="override an output's detected kind: probabilities, logits, continuous, exact")  # fmt: skip
     group.addoption("--trt-equiv-int8-fallback", default="off", choices=("off", "auto"),
                     help="auto: keep the fewest compute nodes in fp32 that make int8 pass its gate")  # fmt: skip
+    group.addoption("--trt-equiv-golden", default=None, metavar="FILE.npz",
+                    help="reference outputs from `trt-equiv golden` instead of running TensorFlow")  # fmt: skip
+    group.addoption("--trt-equiv-gpus", default="auto", metavar="IDS",
+                    help="GPUs for pytest-xdist workers, one each (CUDA_VISIBLE_DEVICES ids, comma list); "
+                         "'auto': every visible GPU; 'none': no pinning")  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    pin_this_process(config)
+    config.stash[GOLDEN_KEY] = config.getoption("--trt-equiv-golden")
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     try:
@@ -216,3 +226,88 @@ def backend(request: pytest.FixtureRequest, trt_equiv_pipeline: Pipeline) -> Ite
 @pytest.fixture
 def batch_size(request: pytest.FixtureRequest) -> int | None:
     return request.param
+
+
+# ------------------------------------------------------------------ several GPUs: one xdist worker per GPU
+#
+# The controller resolves the GPU list (before any worker initialises CUDA) and hands each worker its GPU
+# through xdist's ``workerinput``; the worker sets CUDA_VISIBLE_DEVICES first thing in ``pytest_configure``,
+# so its CUDA context, engines and ONNX Runtime sessions all land on that GPU (which it sees as device 0).
+
+GPU_ENV = "CUDA_VISIBLE_DEVICES"
+WORKER_GPU_KEY = "trt_equiv_gpu"
+_WORKER_GPUS_KEY = pytest.StashKey[list[str]]()
+
+
+def parse_gpus(value: str) -> tuple[str, ...] | None:
+    """``--trt-equiv-gpus``: "auto" → None (every visible GPU), "none" → () (no pinning), "0,1" → ("0", "1")."""
+    text = (value or "auto").strip()
+    if text.lower() == "auto":
+        return None
+    if text.lower() == "none":
+        return ()
+    ids = tuple(i.strip() for i in text.split(","))
+    if not all(ids) or len(set(ids)) != len(ids):
+        raise pytest.UsageError(
+            f"--trt-equiv-gpus: expected 'auto', 'none' or distinct GPU ids like 0,1, got {value!r}"
+        )
+    return ids
+
+
+def visible_gpus(option: str) -> tuple[str, tuple[str, ...]]:
+    """(where the list came from, GPU ids) for ``--trt-equiv-gpus``: explicit ids, else $CUDA_VISIBLE_DEVICES,
+    else every device CUDA reports (none on a machine without a usable GPU)."""
+    explicit = parse_gpus(option)
+    if explicit is not None:
+        return "--trt-equiv-gpus", explicit
+    env = os.environ.get(GPU_ENV)
+    if env is not None and env.strip():
+        return f"${GPU_ENV}", tuple(i.strip() for i in env.split(",") if i.strip())
+    from trt_equiv.runtime import cuda_devices
+
+    return "visible CUDA devices", tuple(str(i) for i in range(len(cuda_devices())))
+
+
+def assign_gpus(workers: int, option: str) -> list[str]:
+    """One GPU id per worker, in worker order; [] when there is nothing to pin (no GPU, or 'none').
+
+    More workers than GPUs is a usage error: two workers sharing a GPU would time each other's kernels.
+    """
+    source, gpus = visible_gpus(option)
+    if not gpus:  # 'none', or no GPU here: workers run unpinned (CPU-only suites parallelise as usual)
+        return []
+    if workers > len(gpus):
+        raise pytest.UsageError(
+            f"--trt-equiv-gpus: expected at most one pytest-xdist worker per GPU, got {workers} workers for "
+            f"{len(gpus)} GPU(s) {list(gpus)} ({source}); use -n {len(gpus)}, choose GPUs with --trt-equiv-gpus, "
+            "or --trt-equiv-gpus none to run without pinning"
+        )
+    return list(gpus[:workers])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: Sequence[object]) -> None:
+    """Controller: resolve the GPUs once, before any worker starts, and refuse more workers than GPUs."""
+    config.stash[_WORKER_GPUS_KEY] = assign_gpus(len(specs), config.getoption("--trt-equiv-gpus"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: object) -> None:
+    """Controller: hand worker ``gwN`` its GPU."""
+    gpus = node.config.stash.get(_WORKER_GPUS_KEY, [])  # type: ignore[attr-defined]
+    index = int(str(node.workerinput["workerid"]).removeprefix("gw"))  # type: ignore[attr-defined]
+    if gpus:
+        node.workerinput[WORKER_GPU_KEY] = gpus[index]  # type: ignore[attr-defined]
+
+
+def pin_this_process(config: pytest.Config) -> None:
+    """Worker (or a run without xdist given explicit GPUs): set CUDA_VISIBLE_DEVICES before CUDA starts."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        gpu = workerinput.get(WORKER_GPU_KEY)
+    elif not config.getoption("numprocesses", None):  # no xdist workers: pin this process to the first id
+        gpu = next(iter(parse_gpus(config.getoption("--trt-equiv-gpus")) or ()), None)
+    else:
+        return
+    if gpu is not None:
+        os.environ[GPU_ENV] = str(gpu)

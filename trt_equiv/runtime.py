@@ -189,3 +189,85 @@ def tensorrt_execution_unavailable_reason(prefer: str | None = None) -> str | No
     if all(n in RTX_MODULES for n in found) and device[1][0] == 9:
         return f"TensorRT for RTX engines do not run on {device[0]} (compute capability 9.x); install tensorrt"
     return None
+
+
+@lru_cache(maxsize=1)
+def cuda_devices() -> tuple[tuple[str, tuple[int, int], str], ...]:
+    """Every visible CUDA device as (name, compute capability, UUID); empty when none is usable.
+
+    Counting through the runtime API initialises CUDA but creates no context, so a pytest-xdist controller
+    may call it before its workers pin themselves with ``CUDA_VISIBLE_DEVICES``.
+    """
+    if _probe_cuda()[0] is None:
+        return ()
+    from cuda.bindings import runtime as cudart
+
+    err, count = cudart.cudaGetDeviceCount()
+    devices = []
+    for index in range(count if int(err) == 0 else 0):
+        err, props = cudart.cudaGetDeviceProperties(index)
+        if int(err) != 0:
+            continue
+        raw = props.name
+        name = raw.decode(errors="replace").rstrip("\x00") if isinstance(raw, bytes) else str(raw)
+        uuid = bytes(props.uuid.bytes).hex() if hasattr(props.uuid, "bytes") else str(props.uuid)
+        devices.append((name, (int(props.major), int(props.minor)), uuid))
+    return tuple(devices)
+
+
+def cuda_versions() -> dict[str, str]:
+    """CUDA versions the driver supports and the runtime library provides, plus the kernel driver's own
+    version (from /proc, no NVML needed); values are "none" where unknown."""
+    versions = {"driver": "none", "cuda_driver_api": "none", "cuda_runtime": "none"}
+    try:
+        with open("/proc/driver/nvidia/version") as fh:
+            words = fh.readline().split()
+        versions["driver"] = next((w for w in words if w[:1].isdigit() and "." in w), "none")
+    except OSError:
+        pass
+    if is_available("cuda.bindings"):
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            return versions
+        calls = (("cuda_driver_api", cudart.cudaDriverGetVersion), ("cuda_runtime", cudart.cudaRuntimeGetVersion))
+        for key, call in calls:
+            err, value = call()
+            if int(err) == 0 and value:
+                versions[key] = f"{value // 1000}.{value % 1000 // 10}"
+    return versions
+
+
+@lru_cache(maxsize=1)
+def onnxruntime_cuda_unavailable_reason() -> str | None:
+    """None when ONNX Runtime's CUDA execution provider can run here, else why not.
+
+    ``get_available_providers()`` lists providers compiled into the wheel, not ones that can load: the CUDA
+    provider library is loaded only when a session asks for it, and a missing cuDNN or cuBLAS then makes ONNX
+    Runtime fall back to the CPU with a log line. So the library is loaded here (after ``preload_dlls``, which
+    finds CUDA and cuDNN from NVIDIA's pip wheels) to name exactly what is missing.
+    """
+    if not is_available("onnxruntime"):
+        return f"onnxruntime not installed ({INSTALL_HINTS['onnxruntime']})"
+    ort = require("onnxruntime")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return (
+            f"onnxruntime {getattr(ort, '__version__', '?')} has no CUDA provider (CPU-only wheel; install "
+            "onnxruntime-gpu instead of onnxruntime: pip install 'trt-equiv[gpu-cu13]' or '[gpu-cu12]')"
+        )
+    if is_available("cuda.bindings") and cuda_device() is None:
+        return f"{cuda_unavailable_reason()} — ONNX Runtime's CUDA provider needs a GPU"
+    import contextlib
+    import ctypes
+    import os
+
+    if hasattr(ort, "preload_dlls"):  # best effort: the library load below names what is still missing
+        with contextlib.suppress(Exception):
+            ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
+    capi = os.path.join(os.path.dirname(str(ort.__file__)), "capi")
+    try:
+        ctypes.CDLL(os.path.join(capi, "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
+        ctypes.CDLL(os.path.join(capi, "libonnxruntime_providers_cuda.so"))
+    except OSError as exc:
+        return f"ONNX Runtime's CUDA provider cannot load ({exc}); install the CUDA/cuDNN libraries it was built for"
+    return None

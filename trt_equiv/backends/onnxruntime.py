@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from trt_equiv.backends.base import Backend, TensorSpec
-from trt_equiv.errors import InputValidationError, ModelLoadError
-from trt_equiv.runtime import require
+from trt_equiv.errors import InputValidationError, MissingRuntimeError, ModelLoadError
+from trt_equiv.runtime import onnxruntime_cuda_unavailable_reason, require
 
 #: Preferred execution providers, best first; the first available ones are used unless chosen explicitly.
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+CUDA_PROVIDER = "CUDAExecutionProvider"
 
 #: ONNX Runtime's type strings for the input dtypes a model may have
 ORT_DTYPES = {
@@ -61,7 +63,7 @@ class OnnxRuntimeBackend(Backend):
             raise ModelLoadError(f"ONNX Runtime: expected an ONNX file, got a path that does not exist: {onnx_path}")
         self.requested_providers = list(providers) if providers else None
         self.intra_op_threads = intra_op_threads
-        self.session = None
+        self.session: Any = None
         self.fixed_batch: int | None = None
 
     def _open_impl(self) -> None:
@@ -74,6 +76,10 @@ class OnnxRuntimeBackend(Backend):
             session = ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
             raise ModelLoadError(f"ONNX Runtime: could not load {self.onnx_path} ({exc})") from exc
+        self._set_session(session)
+
+    def _set_session(self, session: Any) -> None:
+        """Specs and providers from an open ``InferenceSession``."""
         where = f"ONNX {self.onnx_path}"
         self.input_specs = tuple(ort_spec(i, where) for i in session.get_inputs())
         self.output_specs = tuple(TensorSpec(o.name, None, None) for o in session.get_outputs())
@@ -98,3 +104,48 @@ class OnnxRuntimeBackend(Backend):
 
     def _close_impl(self) -> None:
         self.session = None
+
+
+class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
+    """The same ONNX files on ONNX Runtime's CUDA execution provider: its own row ("ortcuda-<precision>").
+
+    The backend name has no "-" because labels are "<backend>-<precision>" split on the first "-". TF32 is
+    switched off (``use_tf32=0``) so "fp32" means IEEE fp32 and the fp32 tolerance applies. A session that
+    silently fell back to the CPU (the CUDA provider failed to load) is refused rather than reported as CUDA.
+    """
+
+    name = "ortcuda"
+
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        *,
+        precision: str = "fp32",
+        device_id: int = 0,
+        intra_op_threads: int | None = None,
+    ) -> None:
+        super().__init__(onnx_path, precision=precision, providers=[CUDA_PROVIDER], intra_op_threads=intra_op_threads)
+        self.device_id = device_id
+
+    def _open_impl(self) -> None:
+        reason = onnxruntime_cuda_unavailable_reason()
+        if reason:
+            raise MissingRuntimeError(f"{self.name}: {reason}")
+        ort = require("onnxruntime")
+        options = ort.SessionOptions()
+        if self.intra_op_threads:
+            options.intra_op_num_threads = self.intra_op_threads
+        cuda_options = {"device_id": str(self.device_id), "use_tf32": "0"}
+        try:
+            session = ort.InferenceSession(
+                str(self.onnx_path), sess_options=options,
+                providers=[(CUDA_PROVIDER, cuda_options), "CPUExecutionProvider"],
+            )  # fmt: skip
+        except Exception as exc:  # ORT raises its own exception types
+            raise ModelLoadError(f"ONNX Runtime CUDA: could not load {self.onnx_path} ({exc})") from exc
+        if CUDA_PROVIDER not in session.get_providers():
+            raise MissingRuntimeError(
+                f"{self.name}: ONNX Runtime fell back to {session.get_providers()} for {self.onnx_path}; "
+                "the CUDA provider did not load (see ONNX Runtime's log above for the missing library)"
+            )
+        self._set_session(session)
