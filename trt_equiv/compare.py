@@ -403,15 +403,15 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
                       confident_flips=0.0, mismatch=0.0, accuracy_ratio=0.999),
     "fp16": Tolerance(p99_err=64 * U_FP16, rms_err=16 * U_FP16, rel_l2=32 * U_FP16, cosine=0.995,
                       confident_flips=0.002, mismatch=0.01, accuracy_ratio=0.999),
-    "int8": Tolerance(p99_err=64 * U_INT8, rms_err=16 * U_INT8, rel_l2=40 * U_INT8, cosine=0.9,
-                      confident_flips=0.01, mismatch=0.03, accuracy_ratio=0.99),
+    "int8": Tolerance(p99_err=128 * U_INT8, rms_err=32 * U_INT8, rel_l2=64 * U_INT8, cosine=0.9,
+                      confident_flips=0.03, mismatch=0.03, accuracy_ratio=0.99),
     # one recipe on two runtimes (TensorRT vs its ONNX on ONNX Runtime): kernels and fusions differ, and
     # TensorRT int8 runs fused int8 kernels where ONNX Runtime simulates Q/DQ in float, so the bounds are those
     # of the precision's noise, without the task-quality gates (the task-level link has them)
     "fp16@same": Tolerance(p99_err=64 * U_FP16, rms_err=16 * U_FP16, rel_l2=32 * U_FP16, cosine=0.995,
                            confident_flips=0.002, mismatch=0.01),
-    "int8@same": Tolerance(p99_err=64 * U_INT8, rms_err=16 * U_INT8, rel_l2=40 * U_INT8, cosine=0.9,
-                           confident_flips=0.01, mismatch=0.03),
+    "int8@same": Tolerance(p99_err=128 * U_INT8, rms_err=32 * U_INT8, rel_l2=64 * U_INT8, cosine=0.9,
+                           confident_flips=0.03, mismatch=0.03),
     # C++ vs Python runner on one engine: bit-identical at equal batch shapes; another batch shape may pick
     # another kernel, so fp16-level rounding differences are allowed, and no confident flip
     "cpp@same": Tolerance(p99_err=16 * U_FP16, rms_err=4 * U_FP16, rel_l2=8 * U_FP16, cosine=0.999,

@@ -129,7 +129,7 @@ class Pipeline:
         if golden is not None:  # checked now: a golden file from other data is refused before anything runs
             from trt_equiv.golden import read_golden_meta
 
-            read_golden_meta(golden)
+            read_golden_meta(str(golden))
             options["golden"] = Path(str(golden))
         if engine is not None and not Path(engine).is_file():
             raise InputValidationError(f"--engine: expected an existing file, got {engine}")

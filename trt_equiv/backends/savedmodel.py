@@ -58,8 +58,9 @@ class SavedModelBackend(Backend):
         outputs = fn.structured_outputs
         if not isinstance(outputs, dict):
             raise ModelLoadError(f"SavedModel {self.model_dir}: expected named outputs, got {type(outputs).__name__}")
-        self.input_specs = tuple(_spec(name, spec) for name, spec in inputs.items())
-        self.output_specs = tuple(_spec(name, spec) for name, spec in outputs.items())
+        # sorted by name: a signature's dict order changes with PYTHONHASHSEED; tf2onnx's ONNX order is sorted too
+        self.input_specs = tuple(_spec(name, inputs[name]) for name in sorted(inputs))
+        self.output_specs = tuple(_spec(name, outputs[name]) for name in sorted(outputs))
         self._loaded = loaded  # keeps the variables the concrete function captures alive
         self._fn = fn
         self._tf = tf
