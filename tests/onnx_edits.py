@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
-def _prepend_to_input(model, make_node, extra_initializers=()) -> None:  # type: ignore[no-untyped-def]
+def _prepend_to_input(model: Any, make_node: Callable[[str, str], Any], extra_initializers: Sequence[Any] = ()) -> None:
     """Insert one node between the graph input and every consumer of it (the node is built by
     ``make_node(input_name, output_name)``), so the edit happens "before the first op"."""
     graph = model.graph

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,11 +81,11 @@ def fp32_fault(
 # ------------------------------------------------------------------------------------------ bias shift
 
 
-def _producer(graph, name: str):  # type: ignore[no-untyped-def]
+def _producer(graph: Any, name: str) -> Any:
     return next((n for n in graph.node if name in n.output), None)
 
 
-def find_last_bias(model, units: int) -> tuple[object, str, int]:  # type: ignore[no-untyped-def]
+def find_last_bias(model: Any, units: int) -> tuple[Any, str, int]:
     """(node, bias initializer name, axis of the units in the node's output) of the last layer's bias.
 
     The last node in graph order that adds a 1-D float initializer of ``units`` elements to the output of
@@ -108,7 +109,7 @@ def find_last_bias(model, units: int) -> tuple[object, str, int]:  # type: ignor
     raise ValueError(f"no bias of {units} elements after a weighted layer found")
 
 
-def _run_with_extra_output(model, tensor: str, x: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _run_with_extra_output(model: Any, tensor: str, x: np.ndarray) -> np.ndarray:
     """Values of an intermediate ``tensor`` on ``x`` (ONNX Runtime, CPU), from a copy of the graph."""
     onnx = require("onnx")
     ort = require("onnxruntime")
@@ -119,7 +120,9 @@ def _run_with_extra_output(model, tensor: str, x: np.ndarray) -> np.ndarray:  # 
     return np.asarray(session.run([tensor], {copy.graph.input[0].name: x})[0])
 
 
-def bias_shift(src: Path, dst: Path, x_test: np.ndarray, *, unit: int = 0, relative: float = BIAS_SHIFT_RELATIVE) -> Fault:
+def bias_shift(
+    src: Path, dst: Path, x_test: np.ndarray, *, unit: int = 0, relative: float = BIAS_SHIFT_RELATIVE
+) -> Fault:
     """Copy of ``src`` whose last-layer bias of ``unit`` is shifted by ``relative`` × that unit's std.
 
     The std is measured over ``x_test`` on the tensor the bias is added to (the pre-activation: logits
@@ -134,7 +137,7 @@ def bias_shift(src: Path, dst: Path, x_test: np.ndarray, *, unit: int = 0, relat
     if units <= 0:
         raise ValueError(f"{src}: expected a fixed last output dimension, got {out_dims[-1]}")
     node, bias_name, axis = find_last_bias(model, units)
-    pre = _run_with_extra_output(model, node.output[0], x_test)  # type: ignore[attr-defined]
+    pre = _run_with_extra_output(model, node.output[0], x_test)
     values = np.moveaxis(pre, axis, -1).reshape(-1, pre.shape[axis])[:, unit]
     std = float(values.std())
     shift = relative * std
@@ -146,8 +149,8 @@ def bias_shift(src: Path, dst: Path, x_test: np.ndarray, *, unit: int = 0, relat
     init.CopyFrom(numpy_helper.from_array(flat.reshape(bias.shape), bias_name))
     onnx.save(model, str(dst))
     details = {
-        "node": node.name,  # type: ignore[attr-defined]
-        "op": node.op_type,  # type: ignore[attr-defined]
+        "node": node.name,
+        "op": node.op_type,
         "initializer": bias_name, "unit": unit, "relative": relative,
         "preactivation_std": std, "shift": shift, "bias_before": before,
     }  # fmt: skip

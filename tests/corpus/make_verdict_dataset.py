@@ -153,7 +153,10 @@ def run_model(model_dir: Path, out: Path, cache_dir: Path | None, skip_entropy: 
 
 def table(entries: list[dict[str, Any]]) -> str:
     """A compact Markdown table of the plain metrics against the SavedModel."""
-    rows = ["| model | candidate | fault | expected | max_abs | rel_l2 | top1 | Δacc / ΔMAE |", "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| model | candidate | fault | expected | max_abs | rel_l2 | top1 | Δacc / ΔMAE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for e in entries:
         m = e["vs_reference"]
         top1 = "—" if m["top1_agreement"] is None else f"{m['top1_agreement']:.3f}"

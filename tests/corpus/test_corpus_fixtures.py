@@ -34,7 +34,7 @@ def test_corpus_model_files_and_splits(name: str) -> None:
         assert (model_dir / sub / "saved_model.pb").is_file(), f"{name}/{sub} missing"
     x, y, calibration, info = load_model_data(model_dir)
     assert x.dtype == np.float32 and x.shape[1:] == (32, 32, 3) and len(x) >= 300
-    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     assert len(y) == len(x)
     assert y.dtype == (np.int64 if info["task"] in CLASSIFIERS else np.float32)
     assert calibration.x.dtype == np.float32 and len(calibration) >= 256
@@ -79,15 +79,17 @@ def logits_model() -> tuple[Path, np.ndarray, Any]:
 @pytest.mark.parametrize("fault", FP32_FAULTS)
 def test_fp32_fault_changes_outputs(fault: str, logits_model: tuple[Path, np.ndarray, Any], tmp_path: Path) -> None:
     fp32, x, _ = logits_model
-    made = fp32_fault(fault, fp32, tmp_path / f"{fault}.onnx", x_test=x, seed2_model=CORPUS / "logits" / "savedmodel_seed2")
+    made = fp32_fault(
+        fault, fp32, tmp_path / f"{fault}.onnx", x_test=x, seed2_model=CORPUS / "logits" / "savedmodel_seed2"
+    )
     good, bad = run_onnx(fp32, x, "fp32"), run_onnx(made.path, x, "fp32")
     assert bad.shape == good.shape
     diff = float(np.abs(bad - good).max())
     if fault == "bias_shift":
-        details = made.details
-        assert details["unit"] == 0 and details["shift"] > 0
+        shift = float(made.details["shift"])  # type: ignore[arg-type]
+        assert made.details["unit"] == 0 and shift > 0
         # a logits head: the shift lands on output unit 0 unchanged, and nowhere else
-        np.testing.assert_allclose(bad[:, 0] - good[:, 0], details["shift"], rtol=1e-3)
+        np.testing.assert_allclose(bad[:, 0] - good[:, 0], shift, rtol=1e-3)
         np.testing.assert_allclose(bad[:, 1:], good[:, 1:], atol=1e-5)
     else:
         assert diff > 0.1 * float(np.abs(good).mean()), f"{fault}: outputs moved by {diff:.3g} only"
