@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -141,7 +142,10 @@ def run_model(model_dir: Path, out: Path, cache_dir: Path | None, skip_entropy: 
             "file": file, "model": name, "task": task, "output_kind_hint": info["output_kind_hint"],
             "candidate": candidate, "precision": precision, "fault": fault_name,
             "fault_stage": fault.stage if fault else None, "fault_details": fault.details if fault else None,
-            "expected": expected, "seconds": round(time.perf_counter() - start, 2),
+            "expected": expected,
+            # the fault is in the fp32 file this fp16/int8 file was made from: the chain's fp32 link shows it
+            "upstream_is_faulty": bool(fault and fault.stage == "fp32" and precision != "fp32"),
+            "seconds": round(time.perf_counter() - start, 2),
             "vs_reference": plain_metrics(task, reference, cand, y),
             "vs_upstream": plain_metrics(task, upstream, cand, y) if precision != "fp32" else None,
         }  # fmt: skip
@@ -186,15 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     index_path = args.out / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {"cases": []}
     for model_dir in models:
         entries = run_model(model_dir, args.out, args.cache_dir, args.minmax_only)
+        # read just before writing: runs for other models may have added theirs meanwhile
+        index = json.loads(index_path.read_text()) if index_path.exists() else {"cases": []}
         index["cases"] = [c for c in index["cases"] if c["model"] != model_dir.name] + entries
         index["corpus"] = str(args.corpus.resolve())
         index["keys"] = ["reference", "candidate", "upstream", "ort_fp32", "y",
                          "model", "candidate_name", "fault", "expected", "task"]  # fmt: skip
         index.setdefault("models", {})[model_dir.name] = json.loads((model_dir / "info.json").read_text())
-        tmp = index_path.with_suffix(".tmp")
+        tmp = index_path.with_name(f"index.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(index, indent=1) + "\n")
         tmp.replace(index_path)
         (args.out / "table.md").write_text(table(index["cases"]))
