@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+
+def _prepend_to_input(model: Any, make_node: Callable[[str, str], Any], extra_initializers: Sequence[Any] = ()) -> None:
+    """Insert one node between the graph input and every consumer of it (the node is built by
+    ``make_node(input_name, output_name)``), so the edit happens "before the first op"."""
+    graph = model.graph
+    inp = graph.input[0].name
+    edited = f"{inp}__edited"
+    for node in graph.node:
+        node.input[:] = [edited if name == inp else name for name in node.input]
+    graph.initializer.extend(extra_initializers)
+    graph.node.insert(0, make_node(inp, edited))
 
 
 def scale_input(src: Path, dst: Path, factor: float = 255.0) -> Path:
@@ -13,13 +27,49 @@ def scale_input(src: Path, dst: Path, factor: float = 255.0) -> Path:
     from onnx import helper, numpy_helper
 
     model = onnx.load(str(src))
-    graph = model.graph
-    inp = graph.input[0].name
-    scaled = f"{inp}__scaled"
-    for node in graph.node:
-        node.input[:] = [scaled if name == inp else name for name in node.input]
-    graph.initializer.append(numpy_helper.from_array(np.array(factor, dtype=np.float32), f"{inp}__factor"))
-    graph.node.insert(0, helper.make_node("Mul", [inp, f"{inp}__factor"], [scaled], name="injected_input_scale"))
+    name = f"{model.graph.input[0].name}__factor"
+    factor_init = numpy_helper.from_array(np.array(factor, dtype=np.float32), name)
+    _prepend_to_input(
+        model, lambda i, o: helper.make_node("Mul", [i, name], [o], name="injected_input_scale"), [factor_init]
+    )
+    onnx.save(model, str(dst))
+    return dst
+
+
+def reverse_channels(src: Path, dst: Path, axis: int = -1) -> Path:
+    """Copy of ``src`` that reverses the input's channel axis first (the RGB vs BGR mix-up)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    channels = dims[axis].dim_value
+    if channels < 2:
+        raise ValueError(f"{src}: expected a fixed channel axis {axis} of size >= 2, got {dims[axis]}")
+    name = f"{model.graph.input[0].name}__reversed_channels"
+    order = numpy_helper.from_array(np.arange(channels - 1, -1, -1, dtype=np.int64), name)
+    rank = len(dims)
+    _prepend_to_input(
+        model,
+        lambda i, o: helper.make_node("Gather", [i, name], [o], axis=axis % rank, name="injected_channel_reverse"),
+        [order],
+    )
+    onnx.save(model, str(dst))
+    return dst
+
+
+def swap_hw(src: Path, dst: Path) -> Path:
+    """Copy of ``src`` that transposes H and W of its NHWC input first (needs a square input)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(src))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4 or dims[1].dim_value != dims[2].dim_value or dims[1].dim_value == 0:
+        raise ValueError(f"{src}: expected a square NHWC input to swap H and W, got {[str(d) for d in dims]}")
+    _prepend_to_input(
+        model, lambda i, o: helper.make_node("Transpose", [i], [o], perm=[0, 2, 1, 3], name="injected_hw_swap")
+    )
     onnx.save(model, str(dst))
     return dst
 
