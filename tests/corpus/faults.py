@@ -185,6 +185,7 @@ def int8_wrong_range(
     fp32_onnx: Path, calibration: Dataset, *, factor: float = INT8_RANGE_FACTOR, cache_dir: Path | None = None
 ) -> Fault:
     """int8 Q/DQ file calibrated on the calibration split multiplied by ``factor`` (a preprocessing mix-up)."""
-    wrong = Dataset((calibration.x * np.float32(factor)).astype(np.float32), None, f"{calibration.source}×{factor:g}")
+    scaled = (calibration.x * np.float32(factor)).astype(np.float32)
+    wrong = Dataset.single(scaled, None, f"{calibration.source}×{factor:g}")
     result = int8_qdq_onnx(fp32_onnx, wrong, method="minmax", cache_dir=cache_dir)
     return Fault("int8_wrong_range", "int8", result.path, {"calibration_factor": factor, "method": "minmax"})

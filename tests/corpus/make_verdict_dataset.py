@@ -48,7 +48,7 @@ def load_model_data(model_dir: Path) -> tuple[np.ndarray, np.ndarray, Dataset, d
     with np.load(model_dir / "test.npz", allow_pickle=False) as npz:
         x, y = npz["x"], npz["y"]
     with np.load(model_dir / "calibration.npz", allow_pickle=False) as npz:
-        calibration = Dataset(npz["x"], None, str(model_dir / "calibration.npz"))
+        calibration = Dataset.single(npz["x"], None, str(model_dir / "calibration.npz"))
     info = json.loads((model_dir / "info.json").read_text())
     return x, y, calibration, info
 
