@@ -268,6 +268,14 @@ def test_targets_the_reference_does_not_explain() -> None:
     assert not row and "no better than predicting the targets' mean" in row.report()
 
 
+def test_class_labels_that_fit_no_output_are_not_used_and_said_so() -> None:
+    """An embedding model's file with class labels: the labels cannot index a 64-d embedding (no false alarm)."""
+    embedding = RNG.normal(size=(400, 64)).astype(np.float32)
+    notes: list[str] = []
+    assert resolve_labels({"": PROBS.argmax(1)}, {"embedding": embedding}, notes) == {}
+    assert notes and "fit no output" in notes[0] and "y:<output>" in notes[0]
+
+
 def test_ambiguous_labels_ask_for_y_colon_output() -> None:
     with pytest.raises(InputValidationError, match="y:<output>"):
         resolve_labels({"": PROBS.argmax(1)}, {"a": PROBS, "b": PROBS})

@@ -89,9 +89,10 @@ def run_check(
         raise MissingRuntimeError(f"no candidate backend can run here ({listing})")
     data = pipeline.bound_data()  # names, dtypes and shapes checked against the SavedModel before any conversion
     reference = pipeline.reference_outputs()
-    labels = resolve_labels(data.labels, reference)
+    label_notes: list[str] = []
+    labels = resolve_labels(data.labels, reference, label_notes)
     result.kinds = resolve_kinds(reference, labels, output_kinds)
-    data_row = check_reference(data, reference, labels, result.kinds, pipeline.bound_calibration())
+    data_row = check_reference(data, reference, labels, result.kinds, pipeline.bound_calibration(), label_notes)
     for backend, precision in plan:
         label = f"{backend}-{onnx_precision(precision) if backend == 'onnxruntime' else precision}"
         try:

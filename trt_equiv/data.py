@@ -207,13 +207,15 @@ def load_npz(path: str | Path, *, labels: bool = True) -> Dataset:
 
 
 def _check_labels(y: np.ndarray, key: str, path: Path) -> np.ndarray:
-    """Integer class labels (1-D, or (N, 1)) as int64, or float regression targets as float32."""
+    """Integer class labels (1-D, or (N, 1)) as int64; float targets, or several integers per sample
+    (multi-label), as float32 targets."""
     if y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "iub":
         y = y.reshape(-1)
     if y.dtype.kind in "iub":
-        if y.ndim != 1:
-            raise InputValidationError(f"data file {path}: '{key}': expected class labels of shape (N,), got {y.shape}")
-        return y.astype(np.int64)
+        if y.ndim == 1:
+            return y.astype(np.int64)
+        # several integers per sample (multi-label 0/1 targets, counts): targets, compared as values
+        return y.astype(np.float32)
     if y.dtype.kind == "f":
         if y.ndim < 1:
             raise InputValidationError(f"data file {path}: '{key}': expected one target per sample, got a scalar")

@@ -23,12 +23,16 @@ RANGE_RATIO_LIMIT = 8.0
 _Z_99 = 2.326
 
 
-def resolve_labels(labels: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def resolve_labels(
+    labels: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], notes: list[str] | None = None
+) -> dict[str, np.ndarray]:
     """Which output each label array belongs to: ``y:<output>`` by name, ``y`` to the one output it fits.
 
-    Integer ``y`` goes to the single (N, C≥2) float output (class scores) or the single integer output;
-    float ``y`` (regression targets) to the single output whose per-sample size matches. Anything ambiguous or
-    unknown is an error naming the outputs, so the user can write ``y:<output>``.
+    Integer ``y`` goes to the single output it can index as classes: an (N, C) float output with
+    ``max(y) < C <= 2 * (max(y) + 1)`` (class scores over about that many classes — not a 64-d embedding), or a
+    1-D integer output (class ids). Float ``y`` (targets) goes to the single float output of the same per-sample
+    size. Several candidates is an error asking for ``y:<output>``; none means the labels are not used, said in
+    ``notes`` (and so in the data stage's row).
     """
     resolved: dict[str, np.ndarray] = {}
     for key, y in labels.items():
@@ -40,17 +44,26 @@ def resolve_labels(labels: Mapping[str, np.ndarray], reference: Mapping[str, np.
             resolved[key] = y
             continue
         if y.dtype.kind in "iub":
-            fits = [n for n, r in reference.items() if (r.ndim == 2 and r.shape[1] >= 2 and r.dtype.kind == "f")
+            top = int(y.max()) + 1 if len(y) else 0
+            fits = [n for n, r in reference.items() if (r.ndim == 2 and r.dtype.kind == "f" and top <= r.shape[1] <= 2 * top)
                     or (r.dtype.kind in "iub" and r.ndim == 1)]  # fmt: skip
+            what = f"class labels 0..{top - 1}"
+            if not fits:  # labels out of a classifier's range are a data problem, reported by the data stage
+                fits = [n for n, r in reference.items() if r.ndim == 2 and detect_kind(r, name=n) in CLASS_KINDS]
         else:
             size = int(np.prod(y.shape[1:], dtype=np.int64))
             fits = [n for n, r in reference.items() if r.dtype.kind == "f" and int(np.prod(r.shape[1:])) == size]
-        if len(fits) != 1:
-            what = "class labels" if y.dtype.kind in "iub" else f"targets of shape {y.shape}"
+            what = f"targets of shape {y.shape}"
+        if len(fits) > 1:
             raise InputValidationError(
-                f"labels 'y' ({what}): expected exactly one output they fit, got {fits or 'none'} among "
-                f"{sorted(reference)}; name the output with 'y:<output>'"
+                f"labels 'y' ({what}): expected exactly one output they fit, got {fits} among {sorted(reference)}; "
+                "name the output with 'y:<output>'"
             )
+        if not fits:
+            shapes = ", ".join(f"{n} {tuple(r.shape)}" for n, r in reference.items())
+            if notes is not None:
+                notes.append(f"labels 'y' ({what}) fit no output ({shapes}); not used — name one with 'y:<output>'")
+            continue
         resolved[fits[0]] = y
     return resolved
 
@@ -81,10 +94,14 @@ def check_reference(
     labels: Mapping[str, np.ndarray],
     kinds: Mapping[str, str],
     calibration: Dataset | None = None,
+    notes: list[str] | None = None,
 ) -> Comparison:
-    """One row for the data / reference stage: PASS, or FAIL with every problem found and what to check."""
+    """One row for the data / reference stage: PASS, or FAIL with every problem found and what to check.
+
+    ``notes`` (e.g. from ``resolve_labels``) are added to the row's report.
+    """
     problems: list[str] = []
-    notes: list[str] = []
+    notes = list(notes or [])
     for name, x in data.inputs.items():
         if x.dtype.kind == "f":
             bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)

@@ -23,7 +23,14 @@ from trt_equiv.check import run_check
 from trt_equiv.compare import Comparison
 from trt_equiv.pipeline import Pipeline
 
-MODELS = ("resnet", "mobilenetv2", "attention", "logits", "regression", "sepconv")
+#: another corpus laid out the same way (e.g. a held-out one that is not in this repository) can be judged with
+#: TRT_EQUIV_CORPUS_DIR=/path/to/corpus pytest tests/corpus/test_corpus_verdicts.py
+CORPUS_DIR = Path(os.environ.get("TRT_EQUIV_CORPUS_DIR") or CORPUS)
+MODELS = (
+    tuple(sorted(p.parent.name for p in CORPUS_DIR.glob("*/info.json")))
+    if "TRT_EQUIV_CORPUS_DIR" in os.environ
+    else ("resnet", "mobilenetv2", "attention", "logits", "regression", "sepconv")
+)
 PRECISIONS = ("fp32", "fp16", "int8")
 CANDIDATES = [("onnxruntime", p) for p in PRECISIONS]
 
@@ -39,7 +46,7 @@ def verdict_table() -> Iterator[None]:
 
 
 def pipeline_for(name: str, cache: Path, **onnx: str) -> Pipeline:
-    model_dir = CORPUS / name
+    model_dir = CORPUS_DIR / name
     return Pipeline.create(model_dir / "savedmodel", model_dir / "test.npz",
                            calibration=model_dir / "calibration.npz", cache_dir=cache,
                            onnx=[f"{p}={f}" for p, f in onnx.items()] or None)  # fmt: skip
@@ -70,9 +77,9 @@ def test_fp32_file_faults_are_caught_and_blamed_on_the_conversion(
     name: str, fault: str, cache: Path, tmp_path: Path
 ) -> None:
     clean = pipeline_for(name, cache)
-    x_test, _, _, _ = load_model_data(CORPUS / name)
+    x_test, _, _, _ = load_model_data(CORPUS_DIR / name)
     faulty = fp32_fault(fault, clean.onnx("fp32"), tmp_path / f"{fault}.onnx", x_test=x_test,
-                        seed2_model=CORPUS / name / "savedmodel_seed2", cache_dir=cache)  # fmt: skip
+                        seed2_model=CORPUS_DIR / name / "savedmodel_seed2", cache_dir=cache)  # fmt: skip
     result = run_check(pipeline_for(name, cache, fp32=str(faulty.path)), [("onnxruntime", "fp32")], (32,))
     record(name, "fp32", fault, result.comparisons)
     assert not result, f"{name}: {fault} ({faulty.details}) was not caught"
@@ -96,7 +103,7 @@ def test_an_fp16_file_with_one_layer_scaled_is_caught_and_blamed_on_the_recipe(
 
 @pytest.mark.parametrize("name", MODELS)
 def test_an_int8_file_calibrated_on_the_wrong_range_is_caught_and_blamed_on_the_recipe(name: str, cache: Path) -> None:
-    _, _, calibration, _ = load_model_data(CORPUS / name)
+    _, _, calibration, _ = load_model_data(CORPUS_DIR / name)
     clean = pipeline_for(name, cache)
     faulty = int8_wrong_range(clean.onnx("fp32"), calibration, cache_dir=cache)
     result = run_check(pipeline_for(name, cache, int8=str(faulty.path)), [("onnxruntime", "int8")], (32,))
