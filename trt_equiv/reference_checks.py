@@ -45,8 +45,7 @@ def resolve_labels(
             continue
         if y.dtype.kind in "iub":
             top = int(y.max()) + 1 if len(y) else 0
-            fits = [n for n, r in reference.items() if (r.ndim == 2 and r.dtype.kind == "f" and top <= r.shape[1] <= 2 * top)
-                    or (r.dtype.kind in "iub" and r.ndim == 1)]  # fmt: skip
+            fits = [n for n, r in reference.items() if _indexable_by(r, top)]
             what = f"class labels 0..{top - 1}"
             if not fits:  # labels out of a classifier's range are a data problem, reported by the data stage
                 fits = [n for n, r in reference.items() if r.ndim == 2 and detect_kind(r, name=n) in CLASS_KINDS]
@@ -66,6 +65,13 @@ def resolve_labels(
             continue
         resolved[fits[0]] = y
     return resolved
+
+
+def _indexable_by(output: np.ndarray, classes: int) -> bool:
+    """Class labels 0..classes-1 can index this output: class ids, or scores over about that many classes."""
+    if output.dtype.kind in "iub":
+        return output.ndim == 1
+    return output.ndim == 2 and output.dtype.kind == "f" and classes <= output.shape[1] <= 2 * classes
 
 
 def resolve_kinds(
