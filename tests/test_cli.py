@@ -192,3 +192,24 @@ def test_a_failing_reduced_precision_file_says_where_it_diverges(
     assert "blamed stage: precision recipe (fp16)" in out
     assert re.search(r"first divergence: \S+ \(Conv\)", out), out
     assert "worst 5 layers" in out
+
+
+def test_the_test_set_given_as_calibration_is_refused_before_calibrating(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline
+) -> None:
+    code, _, err = run(capsys, "--model", str(BUNDLED_MODEL), "--data", str(BUNDLED_TEST), "--calibration",
+                       str(BUNDLED_TEST), "--backends", "onnxruntime", "--precisions", "int8",
+                       cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 2 and "360 of its samples are also in the test data" in err
+
+
+def test_a_one_sample_data_set_gives_no_verdict(
+    capsys: pytest.CaptureFixture[str], trt_equiv_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from trt_equiv.data import load_npz, save_npz
+
+    one = tmp_path / "one.npz"
+    save_npz(one, load_npz(BUNDLED_TEST).take(1))
+    code, out, _ = run(capsys, "--model", str(BUNDLED_MODEL), "--data", str(one), "--backends", "onnxruntime",
+                       "--precisions", "fp32", cache=trt_equiv_pipeline.cache_dir)  # fmt: skip
+    assert code == 1 and "a verdict needs at least 30" in out and "blamed stage: data / reference" in out

@@ -109,3 +109,20 @@ def test_pipeline_requires_data_and_calibration_for_a_user_model(tmp_path: Path)
         Pipeline.create(BUNDLED_MODEL)
     with pytest.raises(InputValidationError, match="--onnx: expected an existing file"):
         Pipeline.create(onnx=tmp_path / "missing.onnx")
+
+
+def test_the_reference_runs_in_bounded_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """10,000 samples must not be one TensorFlow call (2.7 GB RSS measured): the reference runs in chunks."""
+    from trt_equiv.backends.savedmodel import REFERENCE_CHUNK
+
+    seen: list[int] = []
+    original = SavedModelBackend._infer_impl
+
+    def counting(self: SavedModelBackend, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        seen.append(len(next(iter(inputs.values()))))
+        return original(self, inputs)
+
+    monkeypatch.setattr(SavedModelBackend, "_infer_impl", counting)
+    with SavedModelBackend(BUNDLED_MODEL) as sm:
+        out = sm.infer(np.zeros((REFERENCE_CHUNK * 2 + 5, 32, 32, 3), np.float32))
+    assert len(out) == REFERENCE_CHUNK * 2 + 5 and seen == [REFERENCE_CHUNK, REFERENCE_CHUNK, 5]

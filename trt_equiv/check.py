@@ -29,7 +29,7 @@ from trt_equiv.compare import (
 )
 from trt_equiv.errors import InputValidationError, MissingRuntimeError, TrtEquivError
 from trt_equiv.pipeline import Pipeline
-from trt_equiv.reference_checks import check_reference, resolve_kinds, resolve_labels
+from trt_equiv.reference_checks import check_reference, resolve_kinds, resolve_labels, shared_samples
 
 REFERENCE = REFERENCE_LABEL
 
@@ -88,11 +88,19 @@ def run_check(
         listing = "; ".join(f"{label}: {reason}" for label, reason in result.skipped)
         raise MissingRuntimeError(f"no candidate backend can run here ({listing})")
     data = pipeline.bound_data()  # names, dtypes and shapes checked against the SavedModel before any conversion
+    calibration = pipeline.bound_calibration()
+    if calibration is not None and any(p == "int8" for _, p in plan):
+        shared = shared_samples(data, calibration)
+        if shared:  # refused before calibrating: an int8 file calibrated on its own test data proves nothing
+            raise InputValidationError(
+                f"--calibration {calibration.source}: {shared} of its samples are also in the test data "
+                f"{data.source}; expected a calibration split disjoint from the test data"
+            )
     reference = pipeline.reference_outputs()
     label_notes: list[str] = []
     labels = resolve_labels(data.labels, reference, label_notes)
     result.kinds = resolve_kinds(reference, labels, output_kinds)
-    data_row = check_reference(data, reference, labels, result.kinds, pipeline.bound_calibration(), label_notes)
+    data_row = check_reference(data, reference, labels, result.kinds, calibration, label_notes)
     for backend, precision in plan:
         label = f"{backend}-{onnx_precision(precision) if backend == 'onnxruntime' else precision}"
         try:

@@ -19,6 +19,8 @@ from trt_equiv.errors import InputValidationError
 
 #: a test input spread this many times wider or narrower than the calibration set's is "another range"
 RANGE_RATIO_LIMIT = 8.0
+#: fewer samples than this give no verdict: a 99th percentile, a flip rate or an accuracy needs a population
+MIN_SAMPLES = 30
 #: one-sided z for "not better than chance" (99 %)
 _Z_99 = 2.326
 
@@ -108,6 +110,12 @@ def check_reference(
     """
     problems: list[str] = []
     notes = list(notes or [])
+    if len(data) < MIN_SAMPLES:
+        problems.append(
+            f"the data has {len(data)} samples; a verdict needs at least {MIN_SAMPLES} (error percentiles, flip "
+            "rates and accuracy are statistics over samples)"
+        )
+
     for name, x in data.inputs.items():
         if x.dtype.kind == "f":
             bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
@@ -145,6 +153,20 @@ def check_reference(
         )
     result.notes.extend(notes)
     return result
+
+
+def shared_samples(data: Dataset, calibration: Dataset) -> int:
+    """How many samples (all inputs equal) the test data and the calibration set have in common."""
+    from trt_equiv.hashing import array_hash
+
+    def rows(d: Dataset) -> set[str]:
+        names = sorted(d.inputs)
+        return {"|".join(array_hash(d.inputs[n][i]) for n in names) for i in range(len(d))}
+
+    if sorted(data.inputs) != sorted(calibration.inputs):
+        return 0
+    test_rows = rows(data)
+    return sum(1 for r in rows(calibration) if r in test_rows)
 
 
 def _check_class_labels(name: str, ref: np.ndarray, y: np.ndarray, kind: str) -> list[str]:
