@@ -281,3 +281,13 @@ def test_ambiguous_labels_ask_for_y_colon_output() -> None:
         resolve_labels({"": PROBS.argmax(1)}, {"a": PROBS, "b": PROBS})
     with pytest.raises(InputValidationError, match="expected an output name"):
         resolve_labels({"nope": PROBS.argmax(1)}, {"a": PROBS})
+
+
+def test_a_fault_in_the_variation_of_an_offset_output_is_caught() -> None:
+    """1000 ± 5: value-relative errors cannot see a fault in the ± 5, spread_err (error / output std) does."""
+    scaled = (1000 + 1.25 * (REGRESSION - 1000)).astype(np.float32)  # one layer ×1.25 in a regression head
+    collapsed = np.full_like(REGRESSION, float(REGRESSION.mean()))  # int8 calibrated on the wrong range
+    for candidate, label in ((scaled, "onnxruntime-fp16"), (collapsed, "onnxruntime-int8")):
+        result = compare(REGRESSION, candidate, candidate_label=label, reference_label="savedmodel-fp32")
+        assert not result and any(v.startswith("spread_err") for v in result.violations), result.report()
+        assert result.metrics is not None and result.metrics.rms_err is not None and result.metrics.rms_err < 0.01
