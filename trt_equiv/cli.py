@@ -512,7 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("check", "bench"):
+    # with --golden the point is not to load TensorFlow at all (its CUDA libraries may clash with TensorRT's)
+    if args.command in ("check", "bench", "build", "golden", "locate") and not getattr(args, "golden", None):
         import_tensorflow_quietly()
     try:
         return int(args.func(args))
