@@ -43,8 +43,13 @@ EXPECTED: dict[str, tuple[list[Spec], list[tuple[str, str, tuple[int | None, ...
 #: test files per model and, for the token model, the padded sequence length of each file
 TEST_FILES = {"tokens": {"test_len12.npz": 12, "test_len20.npz": 20}}
 CALIBRATION_LENGTH = {"tokens": 16}
-CLASSIFIERS = {"two_in_two_out": "class_probs", "tokens": "probs", "flat_dense": "probs", "nchw": "probs",
-               "one_in_two_out": "logits"}
+CLASSIFIERS = {
+    "two_in_two_out": "class_probs",
+    "tokens": "probs",
+    "flat_dense": "probs",
+    "nchw": "probs",
+    "one_in_two_out": "logits",
+}
 REGRESSIONS = {"two_in_two_out": "value"}
 
 
@@ -86,8 +91,10 @@ def tf() -> Any:
 @pytest.fixture(scope="module")
 def signatures(tf: Any) -> Iterator[dict[str, Any]]:
     """serving_default of every model, loaded once for the module (loading is the slow part)."""
-    yield {name: tf.saved_model.load(str(MODELS_DIR / name / "savedmodel")).signatures["serving_default"]
-           for name in EXPECTED}
+    yield {
+        name: tf.saved_model.load(str(MODELS_DIR / name / "savedmodel")).signatures["serving_default"]
+        for name in EXPECTED
+    }
 
 
 def test_every_model_directory_is_expected_and_complete() -> None:
@@ -190,8 +197,11 @@ def test_model_beats_chance_on_its_test_data(name: str, tf: Any, signatures: dic
             classes = out[output].shape[1]
             acc = float(np.mean(out[output].argmax(axis=1) == y))
             assert acc > 0.8, f"{name}/{file}:{output} accuracy {acc:.4f} (chance {1 / classes:.2f})"
-            recorded = [v for k, v in info["metrics"].items() if k.startswith("test_accuracy") and
-                        (len(files_of(name)) == 1 or k.endswith(file))]
+            recorded = [
+                v
+                for k, v in info["metrics"].items()
+                if k.startswith("test_accuracy") and (len(files_of(name)) == 1 or k.endswith(file))
+            ]
             assert recorded and abs(recorded[0] - acc) < 1e-3, f"{name}/{file}: info.json says {recorded}, got {acc}"
         for output, _, _, kind in EXPECTED[name][1]:
             sums = out[output].sum(axis=1)

@@ -165,8 +165,12 @@ def trt_equiv_pipeline(pytestconfig: pytest.Config) -> Pipeline:
     if PIPELINE_KEY not in pytestconfig.stash:
         o = pytestconfig.stash[OPTIONS_KEY]
         pytestconfig.stash[PIPELINE_KEY] = Pipeline.create(
-            o.model, o.data, calibration=o.calibration, cache_dir=o.cache_dir, signature=o.signature,
-            int8_fallback=o.int8_fallback
+            o.model,
+            o.data,
+            calibration=o.calibration,
+            cache_dir=o.cache_dir,
+            signature=o.signature,
+            int8_fallback=o.int8_fallback,
         )
     return pytestconfig.stash[PIPELINE_KEY]
 

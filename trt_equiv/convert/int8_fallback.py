@@ -121,9 +121,7 @@ def _passes(gate: Gate, reference: dict[str, np.ndarray], candidate: dict[str, n
     return all(bool(gate(ref, candidate[name])) for name, ref in reference.items() if ref.dtype.kind == "f")
 
 
-def _rel_l2(
-    reference: np.ndarray | dict[str, np.ndarray], candidate: np.ndarray | dict[str, np.ndarray]
-) -> float:
+def _rel_l2(reference: np.ndarray | dict[str, np.ndarray], candidate: np.ndarray | dict[str, np.ndarray]) -> float:
     """Relative L2 error of one output, or the worst over the float outputs of a model."""
     if isinstance(reference, dict) and isinstance(candidate, dict):
         return max((_rel_l2(out, candidate[n]) for n, out in reference.items() if out.dtype.kind == "f"), default=0.0)

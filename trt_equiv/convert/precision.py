@@ -224,9 +224,7 @@ def int8_qdq_onnx(
         f"pct={PERCENTILE}",
         f"batch={batch_size}",
     ]
-    calib_key = content_hash(
-        [fp32_onnx], extra=[*settings, *(f"{k}={array_hash(v)}" for k, v in calib.inputs.items())]
-    )
+    calib_key = content_hash([fp32_onnx], extra=[*settings, *(f"{k}={array_hash(v)}" for k, v in calib.inputs.items())])
     ranges = root / "calibration" / f"{calib_key}.json"
     with step(f"int8 calibration ({method}, {len(calib)} samples)") if not ranges.exists() else nullcontext():
         calibrated = build_once(ranges, lambda tmp: _calibrate(fp32_onnx, calib, method, batch_size, tmp))
@@ -269,7 +267,6 @@ def _check_node_names(fp32_onnx: Path, names: Sequence[str]) -> None:
     unknown = sorted(set(names) - {n.name for n in graph.node})
     if unknown:
         raise InputValidationError(f"nodes_to_exclude: expected node names of {fp32_onnx}, got unknown {unknown}")
-
 
 
 def _ort_method(method: str):

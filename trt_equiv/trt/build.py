@@ -61,8 +61,7 @@ def _check_range(label: str, lo: Shape, opt: Shape, hi: Shape) -> None:
         or not all(a <= b <= c for a, b, c in zip(lo, opt, hi, strict=True))
     ):
         raise InputValidationError(
-            f"{label}: expected integers 1 <= min <= opt <= max (in every dimension), got min={lo} "
-            f"opt={opt} max={hi}"
+            f"{label}: expected integers 1 <= min <= opt <= max (in every dimension), got min={lo} opt={opt} max={hi}"
         )
 
 
