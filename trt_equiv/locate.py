@@ -302,14 +302,13 @@ class _Sums:
 
 
 def _load(path: str | Path, what: str) -> Any:
-    onnx = require("onnx")
+    """The ONNX model at ``path``: a missing file is a usage error, an unreadable one ``load_onnx``'s error."""
+    from trt_equiv.convert.onnx import load_onnx
+
     path = Path(path)
     if not path.is_file():
         raise InputValidationError(f"{what}: expected an existing ONNX file, got {path}")
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise ModelLoadError(f"{what}: {path} is not a readable ONNX file ({exc})") from exc
+    return load_onnx(path, what=what)
 
 
 def locate(
