@@ -144,6 +144,12 @@ def load_onnx(path: str | os.PathLike[str], *, what: str = "ONNX", load_external
         ) from exc
 
 
+def graph_inputs(graph: Any) -> list[Any]:
+    """A graph's real inputs: ``graph.input`` without the initializers older exporters also list there."""
+    initializers = {i.name for i in graph.initializer}
+    return [value for value in graph.input if value.name not in initializers]
+
+
 def check_onnx(path: Path) -> None:
     """Structural check of a converted file: valid ONNX, every input with a dynamic batch dimension."""
     onnx = require("onnx")
@@ -152,8 +158,7 @@ def check_onnx(path: Path) -> None:
         onnx.checker.check_model(model)
     except Exception as exc:  # onnx raises ValidationError, DecodeError, ...
         raise ConversionError(f"ONNX {path}: not a valid model ({exc})") from exc
-    initializers = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
+    inputs = graph_inputs(model.graph)
     if not inputs:
         raise ConversionError(f"ONNX {path}: expected at least one input, got none")
     for value in inputs:
@@ -170,12 +175,8 @@ def check_onnx(path: Path) -> None:
 def onnx_input_specs(path: str | Path) -> tuple[TensorSpec, ...]:
     """The graph inputs of an ONNX file (initializers excluded) as TensorSpecs: name, dtype, per-sample shape."""
     onnx = require("onnx")
-    graph = load_onnx(path, load_external_data=False).graph
-    initializers = {i.name for i in graph.initializer}
     specs = []
-    for value in graph.input:
-        if value.name in initializers:
-            continue
+    for value in graph_inputs(load_onnx(path, load_external_data=False).graph):
         tensor_type = value.type.tensor_type
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
         dims = tensor_type.shape.dim[1:]

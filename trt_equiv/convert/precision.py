@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from trt_equiv.cache_dir import resolve_cache_dir
-from trt_equiv.convert.onnx import load_onnx, onnx_input_specs
+from trt_equiv.convert.onnx import graph_inputs, load_onnx, onnx_input_specs
 from trt_equiv.convert.qdq import validate_qdq
 from trt_equiv.data import CALIBRATION_BATCH, CALIBRATION_SAMPLES, Dataset, calibration_batches
 from trt_equiv.errors import ConversionError, InputValidationError
@@ -256,9 +256,12 @@ def _check_calibration_shape(fp32_onnx: Path, data: Dataset) -> Dataset:
 
 
 def _fixed_batch(fp32_onnx: Path) -> int | None:
-    """The model input's fixed batch size, or None when the batch dimension is dynamic."""
-    batch = load_onnx(fp32_onnx, load_external_data=False).graph.input[0].type.tensor_type.shape.dim[:1]
-    return batch[0].dim_value if batch and batch[0].HasField("dim_value") and batch[0].dim_value > 0 else None
+    """The model inputs' fixed batch size, or None when the batch dimension is dynamic."""
+    for value in graph_inputs(load_onnx(fp32_onnx, load_external_data=False).graph):
+        batch = value.type.tensor_type.shape.dim[:1]
+        if batch and batch[0].HasField("dim_value") and batch[0].dim_value > 0:
+            return int(batch[0].dim_value)
+    return None
 
 
 def _check_node_names(fp32_onnx: Path, names: Sequence[str]) -> None:
