@@ -13,7 +13,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from trt_equiv.compare import CLASS_KINDS, DATA_STAGE, REFERENCE_LABEL, Comparison, Tolerance, detect_kind
+from trt_equiv.compare import (
+    CLASS_KINDS,
+    DATA_STAGE,
+    REFERENCE_LABEL,
+    Comparison,
+    Tolerance,
+    check_kind,
+    detect_kind,
+)
 from trt_equiv.data import Dataset
 from trt_equiv.errors import InputValidationError
 
@@ -80,8 +88,6 @@ def resolve_kinds(
     reference: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], overrides: Mapping[str, str] | None
 ) -> dict[str, str]:
     """Kind per output: the user's override where given (checked against the output), else detected."""
-    from trt_equiv.compare import check_kind
-
     overrides = dict(overrides or {})
     unknown = [n for n in overrides if n not in reference]
     if unknown:
